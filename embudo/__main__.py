@@ -1,0 +1,3 @@
+from embudo.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""The four roles, as Django groups with model permissions, and who may see which contacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.db import models
+
+ADMIN = "admin"
+MARKETING = "marketing"
+SALES = "sales"
+SALES_MANAGER = "sales_manager"
+ROLES = (ADMIN, MARKETING, SALES, SALES_MANAGER)
+
+_CRM = ("contact", "company", "activity", "lifecycletransition", "propertydefinition")
+_ALL = ("view", "add", "change", "delete")
+
+# Model permissions per role. Which *rows* a sales rep sees is narrowed further by
+# `visible_contacts`; deals are added to these lists by the deals app.
+ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    ADMIN: {model: _ALL for model in (*_CRM, "apikey", "auditentry")},
+    MARKETING: {model: _ALL for model in _CRM},
+    SALES: {
+        "contact": ("view", "add", "change"),
+        "company": ("view", "add", "change"),
+        "activity": _ALL,
+        "lifecycletransition": ("view",),
+        "propertydefinition": ("view",),
+    },
+    SALES_MANAGER: {
+        "contact": _ALL,
+        "company": _ALL,
+        "activity": _ALL,
+        "lifecycletransition": ("view",),
+        "propertydefinition": ("view",),
+    },
+}
+
+User = Any  # an authenticated Django user; kept loose so AnonymousUser type-checks too
+
+
+def sync_role_groups(**_: Any) -> None:
+    """Create the role groups and give them exactly their permissions (runs after migrate)."""
+    for role, models_perms in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        codenames = [
+            f"{action}_{model}" for model, actions in models_perms.items() for action in actions
+        ]
+        group.permissions.set(Permission.objects.filter(codename__in=codenames))
+
+
+def role_of(user: AbstractBaseUser | AnonymousUser | None) -> str | None:
+    if user is None or not user.is_authenticated:
+        return None
+    if getattr(user, "is_superuser", False):
+        return ADMIN
+    cached = getattr(user, "_embudo_role", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+        cached = next((role for role in ROLES if role in names), "")
+        user._embudo_role = cached  # type: ignore[union-attr]
+    return cached or None
+
+
+def sees_all_contacts(user: Any) -> bool:
+    return role_of(user) in {ADMIN, MARKETING, SALES_MANAGER}
+
+
+def contact_visibility(user: Any) -> models.Q:
+    """The rows of `Contact` this user may see: sales reps see their own and unassigned ones."""
+    role = role_of(user)
+    if role in {ADMIN, MARKETING, SALES_MANAGER}:
+        return models.Q()
+    if role == SALES:
+        return models.Q(owner=user) | models.Q(owner__isnull=True)
+    return models.Q(pk__in=[])

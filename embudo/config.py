@@ -1,0 +1,110 @@
+"""Embudo's configuration, read once from ``EMBUDO_*`` environment variables.
+
+Every setting has a working default, so Embudo boots with nothing set: SQLite in ``./embudo-data/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An ``EMBUDO_*`` variable holds a value Embudo cannot use."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str | None
+    redis_url: str | None
+    secret_key: str
+    debug: bool
+    allowed_hosts: list[str]
+    time_zone: str
+    email_host: str
+    email_port: int
+    email_from: str
+    max_upload_mb: int
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and self.database_url.split(":", 1)[0] in {
+            "postgres",
+            "postgresql",
+            "pgsql",
+        }
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The secret from EMBUDO_SECRET_KEY, or one generated once and kept in the data folder."""
+    from_env = os.environ.get("EMBUDO_SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = data_dir / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load() -> Config:
+    data_dir = Path(os.environ.get("EMBUDO_DATA_DIR") or "embudo-data").resolve()
+    database_url = os.environ.get("EMBUDO_DATABASE_URL") or None
+    if database_url and "://" not in database_url:
+        raise ConfigError(
+            f"EMBUDO_DATABASE_URL={database_url!r} is not a URL; "
+            "use postgres://user@host:5432/name or sqlite:///path/to/file.sqlite3"
+        )
+    return Config(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=os.environ.get("EMBUDO_REDIS_URL") or None,
+        secret_key=_secret_key(data_dir),
+        debug=_bool("EMBUDO_DEBUG", False),
+        allowed_hosts=_list("EMBUDO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"]),
+        time_zone=os.environ.get("EMBUDO_TIME_ZONE") or "UTC",
+        email_host=os.environ.get("EMBUDO_EMAIL_HOST") or "127.0.0.1",
+        email_port=_int("EMBUDO_EMAIL_PORT", 25, minimum=1),
+        email_from=os.environ.get("EMBUDO_EMAIL_FROM") or "embudo@localhost",
+        max_upload_mb=_int("EMBUDO_MAX_UPLOAD_MB", 100, minimum=1),
+    )
