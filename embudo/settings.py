@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -68,7 +69,10 @@ TEMPLATES = [
 if CONFIG.database_url:
     DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=60)}
     if CONFIG.uses_postgres:
-        DATABASES["default"]["TEST"] = {"NAME": "test_embudo"}
+        # Separate runs on one server (several checkouts, say) can each name their own.
+        DATABASES["default"]["TEST"] = {
+            "NAME": os.environ.get("EMBUDO_TEST_DATABASE_NAME") or "test_embudo"
+        }
 else:
     CONFIG.data_dir.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -117,9 +121,9 @@ TIME_ZONE = CONFIG.time_zone
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = CONFIG.data_dir / "static"
 # Static files are served by the app itself straight from the installed packages (Plotly's JS
-# comes from its wheel), so nothing has to be collected or fetched before `embudo serve`.
+# comes from its wheel), so nothing has to be collected or fetched before `embudo serve`;
+# hence no STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
