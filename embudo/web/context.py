@@ -7,7 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 
 from embudo.accounts.roles import role_of
+from embudo.web.navigation import items_for
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
-    return {"embudo_role": role_of(getattr(request, "user", None))}
+    role = role_of(getattr(request, "user", None))
+    return {"embudo_role": role, "nav_items": items_for(role, request.path)}
