@@ -52,7 +52,7 @@ class Principal:
                 )
             return
         role = role_of(self.user)
-        allowed = {
+        allowed: dict[str, bool] = {
             Scope.READ: role is not None,
             Scope.WRITE: role is not None,
             Scope.ADMIN: role == "admin",

@@ -63,11 +63,8 @@ class Config:
 
     @property
     def uses_postgres(self) -> bool:
-        return bool(self.database_url) and self.database_url.split(":", 1)[0] in {
-            "postgres",
-            "postgresql",
-            "pgsql",
-        }
+        scheme = (self.database_url or "").split(":", 1)[0]
+        return scheme in {"postgres", "postgresql", "pgsql"}
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import models
 
 ADMIN = "admin"
@@ -37,9 +37,6 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-User = Any  # an authenticated Django user; kept loose so AnonymousUser type-checks too
-
-
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
     for role, models_perms in ROLE_PERMISSIONS.items():
@@ -50,16 +47,16 @@ def sync_role_groups(**_: Any) -> None:
         group.permissions.set(Permission.objects.filter(codename__in=codenames))
 
 
-def role_of(user: AbstractBaseUser | AnonymousUser | None) -> str | None:
+def role_of(user: Any) -> str | None:
     if user is None or not user.is_authenticated:
         return None
     if getattr(user, "is_superuser", False):
         return ADMIN
     cached = getattr(user, "_embudo_role", None)
     if cached is None:
-        names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+        names = set(user.groups.values_list("name", flat=True))
         cached = next((role for role in ROLES if role in names), "")
-        user._embudo_role = cached  # type: ignore[union-attr]
+        user._embudo_role = cached
     return cached or None
 
 

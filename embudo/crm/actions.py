@@ -349,8 +349,8 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
             relation.related_model._default_manager.filter(
                 **{relation.field.name: duplicate}
             ).update(**{relation.field.name: primary})
-        elif relation.many_to_many and relation.through is not None:
-            through = relation.through
+        elif relation.many_to_many:
+            through = relation.field.remote_field.through  # type: ignore[attr-defined]
             field = next(f.name for f in through._meta.fields if f.related_model is Contact)
             through._default_manager.filter(**{field: duplicate}).update(**{field: primary})
     filled: dict[str, Any] = {}
