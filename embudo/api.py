@@ -7,15 +7,17 @@ part of the contract: ``unauthorized`` (401), ``forbidden`` (403), ``not_found``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
 
 from embudo.accounts.actions import authenticate_api_key, key_allows
 from embudo.accounts.models import ApiKey, Scope
@@ -91,9 +93,23 @@ class Session(APIKeyCookie):
     param_name = "sessionid"
 
     def _get_key(self, request: HttpRequest) -> str | None:
-        return request.COOKIES.get(self.param_name)
+        key = request.COOKIES.get(self.param_name)
+        # Check CSRF only for a request that carries a session: a script without credentials
+        # gets the 401 that tells it to send a key, not a CSRF complaint. (ninja's own
+        # APIKeyCookie._get_key runs the check; overriding it must keep it.)
+        exempt = getattr(request, "_ninja_csrf_exempt", False)
+        if key and self.csrf and not exempt and check_csrf(request) is not None:
+            raise ApiError(
+                403,
+                "forbidden",
+                "the CSRF token is missing or wrong: send the csrftoken cookie's value "
+                "in an X-CSRFToken header (or use an API key)",
+            )
+        return key
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        if not key:
+            return None
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and user.is_active:
             return Principal(user=user)
@@ -114,6 +130,9 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
     docs_url="/docs",
+    # Swagger UI's files come from ninja's static files ("ninja" is an installed app), and its
+    # online spec validator is off: Embudo must work with no internet access.
+    docs=Swagger(settings={"validatorUrl": None}),
     auth=[BearerKey(), Session(csrf=True)],
 )
 
@@ -142,9 +161,17 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         413: "payload_too_large",
         429: "rate_limited",
     }
-    return error_response(
-        request, exc.status_code, codes.get(exc.status_code, "error"), exc.message
-    )
+    message = exc.message
+    cause = exc.__cause__
+    # ninja wraps a body it cannot parse into a bare "Cannot parse request body"; say why.
+    if isinstance(cause, json.JSONDecodeError):
+        message = (
+            f"the request body is not valid JSON: {cause.msg} "
+            f"(line {cause.lineno}, column {cause.colno})"
+        )
+    elif isinstance(cause, UnicodeDecodeError):
+        message = "the request body is not valid JSON: it is not UTF-8 text"
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
 @api.exception_handler(AuthenticationError)
@@ -179,7 +206,13 @@ def _invalid(request: HttpRequest, exc: ValidationFailed) -> HttpResponse:
 def _schema_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     fields: dict[str, list[str]] = {}
     for item in exc.errors:
-        location = [str(part) for part in item.get("loc", ()) if part not in ("body", "payload")]
+        # ninja prefixes where the value came from ("body", "query", "path") and the body
+        # parameter's name; the caller knows the field by its own name.
+        location = [str(part) for part in item.get("loc", ())]
+        if location[:1] in (["body"], ["query"], ["path"]):
+            location = location[1:]
+        if location[:1] == ["payload"]:
+            location = location[1:]
         fields.setdefault(".".join(location) or "body", []).append(item.get("msg", "invalid"))
     message = "the request has invalid fields"
     if any("JSON" in msg for msgs in fields.values() for msg in msgs):
@@ -191,3 +224,7 @@ def _schema_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResp
 from embudo.crm.api import router as crm_router  # noqa: E402
 
 api.add_router("/", crm_router)
+
+from embudo.tracking.api import router as tracking_router  # noqa: E402
+
+api.add_router("/", tracking_router)

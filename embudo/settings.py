@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Installed so /api/v1/docs loads Swagger UI from ninja's own static files, not a CDN.
+    "ninja",
     "django_tasks",
     "django_tasks_db",
     "embudo.accounts",

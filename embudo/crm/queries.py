@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 
-from embudo.accounts.roles import contact_visibility
+from embudo.accounts.roles import contact_visibility, sees_all_contacts
 from embudo.crm.models import (
     Activity,
     Company,
@@ -17,6 +17,16 @@ from embudo.crm.models import (
     LifecycleTransition,
     PropertyDefinition,
 )
+
+
+class _System:
+    """The viewer an API key reads as: issued by an admin for a system, it sees every row."""
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM: Any = _System()
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class ContactFilter:
 
 
 def visible_contacts(user: Any) -> QuerySet[Contact]:
+    if user is SYSTEM:
+        return Contact.objects.all()
     return Contact.objects.filter(contact_visibility(user))
 
 
@@ -173,3 +185,32 @@ def contact_owners() -> QuerySet[Any]:
         .objects.filter(is_active=True)
         .order_by("first_name", "last_name", "username")
     )
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    contact_id: int | None = None
+    kind: str = ""
+    done: bool | None = None
+    due_before: dt.datetime | None = None
+
+
+def visible_activities(user: Any) -> QuerySet[Activity]:
+    """Activities on contacts the user may see (``SYSTEM`` sees all)."""
+    if user is SYSTEM or sees_all_contacts(user):
+        return Activity.objects.all()
+    return Activity.objects.filter(contact__in=visible_contacts(user))
+
+
+def activity_list(user: Any, filters: ActivityFilter) -> QuerySet[Activity]:
+    """Visible activities, filtered, most recent first, with their actor joined."""
+    query = visible_activities(user).select_related("actor")
+    if filters.contact_id is not None:
+        query = query.filter(contact_id=filters.contact_id)
+    if filters.kind:
+        query = query.filter(kind=filters.kind)
+    if filters.done is not None:
+        query = query.filter(done=filters.done)
+    if filters.due_before is not None:
+        query = query.filter(due_at__lt=filters.due_before)
+    return query.order_by("-occurred_at", "-id")
