@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower
 
 from embudo.accounts.roles import contact_visibility, sees_all_contacts
 from embudo.crm.models import (
@@ -81,7 +82,8 @@ def company_list(search: str = "") -> QuerySet[Company]:
     query = Company.objects.all()
     if term := search.strip():
         query = query.filter(Q(name__istartswith=term) | Q(domain__startswith=term.lower()))
-    return query.order_by("name", "id")
+    # Case-insensitive, as people read a list of names (served by the lower(name) index).
+    return query.order_by(Lower("name"), "id")
 
 
 def lifecycle_history(contact: Contact) -> QuerySet[LifecycleTransition]:
