@@ -224,3 +224,7 @@ def _schema_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResp
 from embudo.crm.api import router as crm_router  # noqa: E402
 
 api.add_router("/", crm_router)
+
+from embudo.tracking.api import router as tracking_router  # noqa: E402
+
+api.add_router("/", tracking_router)

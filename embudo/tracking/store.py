@@ -1,0 +1,183 @@
+"""The ingest hot path's SQL: one multi-row statement per batch for events, visitors and
+touchpoints.
+
+Raw SQL through Django's connection, because it was measured to matter (see bench/ingest.py):
+the ORM's ``bulk_create(ignore_conflicts=True)`` cannot say which rows were new, and building a
+model instance per event costs more than the insert itself. The statements use
+``INSERT … ON CONFLICT … RETURNING``, which SQLite (3.35+) and PostgreSQL both understand, so a
+retried event is skipped by the database and counted exactly as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+
+from embudo.crm.models import Contact
+from embudo.tracking.models import Event, Touchpoint, Visitor
+
+EVENT_COLUMNS = (
+    "id",
+    "type",
+    "contact_id",
+    "visitor_id",
+    "properties",
+    "url",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "occurred_at",
+    "received_at",
+    "source",
+)
+TOUCHPOINT_COLUMNS = (
+    "contact_id",
+    "visitor_id",
+    "channel",
+    "source",
+    "medium",
+    "campaign_id",
+    "term",
+    "content",
+    "landing_url",
+    "occurred_at",
+    "event_id",
+)
+Row = tuple[Any, ...]
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class Dialect:
+    """How values are written for the current database: SQLite keeps UUIDs as 32 hex characters
+    and date-times as naive UTC text; PostgreSQL takes them natively."""
+
+    def __init__(self) -> None:
+        connection.ensure_connection()
+        self.native = connection.vendor == "postgresql"
+        self.quote = connection.ops.quote_name
+        if self.native:
+            from psycopg.types.json import Jsonb
+
+            self._jsonb = Jsonb
+            self.max_params = 65535
+        else:
+            raw = connection.connection
+            self.max_params = int(raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+
+    def uuid(self, hex_id: str) -> Any:
+        return uuid.UUID(hex_id) if self.native else hex_id
+
+    def uuid_text(self, stored: Any) -> str:
+        """The 32-hex form of a UUID as the database hands it back."""
+        return stored.hex if isinstance(stored, uuid.UUID) else str(stored).replace("-", "")
+
+    def datetime(self, value: dt.datetime) -> Any:
+        if self.native:
+            return value
+        if value.utcoffset():
+            value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None).isoformat(" ")
+
+    def json(self, value: Any) -> Any:
+        if self.native:
+            return self._jsonb(value)
+        return _JSON.encode(value) if value else "{}"
+
+    def execute(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """Run one statement written with ``%s`` placeholders and return its rows.
+
+        On SQLite the statement goes to the driver directly: Django's wrapper rewrites ``%s`` to
+        ``?`` with a regular expression over the whole text, which for a 500-row VALUES list
+        costs more than SQLite parsing it.
+        """
+        if self.native:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description else []
+        cursor = connection.connection.execute(sql.replace("%s", "?"), params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Row],
+        suffix: str = "",
+    ) -> list[Row]:
+        """Multi-row INSERTs of ``rows`` (as many per statement as the driver allows), each
+        ending in ``suffix`` (an ON CONFLICT or RETURNING clause); the rows they return."""
+        names = ", ".join(self.quote(c) for c in columns)
+        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        per_statement = max(1, min(1000, self.max_params // len(columns)))
+        returned: list[Row] = []
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = (
+                f"INSERT INTO {self.quote(table)} ({names}) VALUES "
+                + ", ".join([placeholder] * len(chunk))
+                + suffix
+            )
+            returned.extend(self.execute(sql, [value for row in chunk for value in row]))
+        return returned
+
+
+def insert_events(dialect: Dialect, rows: Sequence[Row]) -> set[str]:
+    """Insert the rows that are new; return the 32-hex ids of those actually inserted."""
+    returned = dialect.insert(
+        Event._meta.db_table, EVENT_COLUMNS, rows, " ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+    if dialect.native:
+        return {row[0].hex for row in returned}
+    return {row[0] for row in returned}
+
+
+def insert_touchpoints(dialect: Dialect, rows: Sequence[Row]) -> None:
+    dialect.insert(Touchpoint._meta.db_table, TOUCHPOINT_COLUMNS, rows)
+
+
+def touch_visitors(
+    dialect: Dialect, visitor_ids: Iterable[str], seen_at: dt.datetime
+) -> dict[str, int | None]:
+    """Record that these visitors were seen; return each one's contact (None: anonymous).
+
+    An upsert rather than a read: on PostgreSQL it takes the visitor's row lock, so an
+    identification committing at the same moment is either seen here or sees our events.
+    """
+    ordered = sorted(set(visitor_ids))  # one lock order for every batch: no deadlocks
+    if not ordered:
+        return {}
+    when = dialect.datetime(seen_at)
+    returned = dialect.insert(
+        Visitor._meta.db_table,
+        ("id", "first_seen_at", "last_seen_at"),
+        [(vid, when, when) for vid in ordered],
+        " ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at"
+        " RETURNING id, contact_id",
+    )
+    return dict(returned)  # type: ignore[arg-type]
+
+
+def contacts_by(dialect: Dialect, column: str, values: Iterable[Any]) -> dict[Any, int]:
+    """``{value: contact pk}`` for the contacts whose ``column`` (id, email or external_id) is
+    one of ``values``; one query per 1,000 values."""
+    wanted = list(values)
+    found: dict[Any, int] = {}
+    table = dialect.quote(Contact._meta.db_table)
+    name = dialect.quote(column)
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        sql = f"SELECT {name}, id FROM {table} WHERE {name} IN ({', '.join(['%s'] * len(chunk))})"
+        found.update(dialect.execute(sql, chunk))  # type: ignore[arg-type]
+    return found
