@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 from django.db import models
 
@@ -39,6 +41,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
 
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
+    # post_migrate reaches this app before the apps listed after it (crm…) have their
+    # permissions on a fresh database; create every app's first, so no role comes out short.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
     for role, models_perms in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=role)
         codenames = [
