@@ -28,7 +28,7 @@ class ActivityForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("subject") and not data.get("body"):
             raise forms.ValidationError(_("Write a subject or some details."))
         if data.get("due_date") and data.get("kind") != ActivityKind.TASK:
