@@ -106,10 +106,39 @@ def _stage_cursor(client: Any) -> str:
     return url.replace("limit=500", "limit=50")
 
 
+def html_rows(response: Any) -> int:
+    """Contacts listed on an HTML page (each row links its name to the contact page)."""
+    if response.status_code != 200:
+        raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
+    return response.content.count(b'<td><a class="strong" href="/contacts/')
+
+
+def html_page(response: Any) -> int:
+    if response.status_code != 200:
+        raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
+    return 1
+
+
 def page_targets(ctx: Context) -> list[Target]:
-    """The contact list *page* (HTML) goes here, e.g.
-    ``Target("page first", "/contacts/", ctx.admin_client, html_rows)``."""
-    return []
+    """The contacts list page (HTML, 25 a page, keyset-paged) and a contact page."""
+    from embudo.crm.models import Contact
+
+    middle = Contact.objects.order_by("-id").values_list("id", flat=True)[ctx.contacts // 2]
+    contact = Contact.objects.exclude(owner=None).order_by("-id").values_list("id", flat=True)[0]
+    admin, rep = ctx.admin_client, ctx.rep_client
+    return [
+        Target("page first (25)", "/contacts/", admin, html_rows),
+        Target(
+            f"page deep, after ~{ctx.contacts // 2}", f"/contacts/?after={middle}", admin, html_rows
+        ),
+        Target("page search=mar (name prefix)", "/contacts/?q=mar", admin, html_rows),
+        Target("page search=person4242 (email)", "/contacts/?q=person4242", admin, html_rows),
+        Target("page stage=mql", "/contacts/?stage=mql", admin, html_rows),
+        Target("page unassigned + sql", "/contacts/?owner=none&stage=sql", admin, html_rows),
+        Target("page sales rep, first page", "/contacts/", rep, html_rows),
+        Target("page sales rep, owner=me", "/contacts/?owner=me", rep, html_rows),
+        Target("page contact (admin)", f"/contacts/{contact}/", admin, html_page),
+    ]
 
 
 def targets(ctx: Context) -> list[Target]:
