@@ -32,6 +32,7 @@ from embudo.tracking.channels import (
     IMPLIED_MEDIUM,
     RULEBOOK,
     compile_pattern,
+    has_click_id,
     is_external_referrer,
     visit_from,
 )
@@ -302,7 +303,7 @@ def _has_visit_signal(event: ParsedEvent) -> bool:
         event.utm_source
         or event.utm_medium
         or event.utm_campaign
-        or ("clid=" in event.url or "braid=" in event.url)
+        or has_click_id(event.url)
         or is_external_referrer(event.url, event.referrer)
     )
 

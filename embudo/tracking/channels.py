@@ -123,7 +123,7 @@ def visit_from(
 ) -> Visit:
     source = utm_source.strip().lower()
     medium = utm_medium.strip().lower()
-    if not source and not medium and ("clid=" in url or "braid=" in url):
+    if not source and not medium and has_click_id(url):
         query = parse_qs(urlsplit(url).query)
         for name, engine in CLICK_IDS.items():
             if name in query:
@@ -134,6 +134,11 @@ def visit_from(
         if referring and referring != host_of(url):
             source = referring
     return Visit(source, medium, utm_campaign.strip(), utm_term.strip(), utm_content.strip())
+
+
+def has_click_id(url: str) -> bool:
+    """Whether an ad click id may be in the URL (a cheap test before parsing it)."""
+    return "clid=" in url or "clkid=" in url or "braid=" in url
 
 
 def is_external_referrer(url: str, referrer: str) -> bool:
