@@ -362,3 +362,46 @@ def test_docs_page_loads_its_files_from_embudo_itself(client: Client) -> None:
     for asset in assets:
         assert asset.startswith("/static/"), asset
         assert client.get(asset).status_code == 200, asset
+
+
+def test_sales_rep_paging_walks_own_and_unassigned_contacts_once_newest_first(
+    client: Client, logged_in: Any
+) -> None:
+    rep = logged_in("sales")
+    other = make_user("sales")
+    visible = []
+    for n in range(17):
+        owner = (rep.pk, None, other.pk)[n % 3]
+        contact = make_contact(owner_id=owner)
+        if owner != other.pk:
+            visible.append(contact.pk)
+
+    seen: list[int] = []
+    url: str | None = "/api/v1/contacts?limit=4"
+    while url:
+        page = client.get(url).json()
+        assert page["count"] == len(visible)
+        seen += [item["id"] for item in page["items"]]
+        url = page["next"]
+    jumped = client.get("/api/v1/contacts?limit=3&offset=5").json()["items"]
+
+    assert seen == sorted(visible, reverse=True)
+    assert [item["id"] for item in jumped] == sorted(visible, reverse=True)[5:8]
+
+
+def test_sales_rep_list_query_count_does_not_grow_with_the_page(
+    client: Client, logged_in: Any, django_assert_max_num_queries: Any
+) -> None:
+    rep = logged_in("sales")
+    company = make_company()
+    for n in range(60):
+        make_contact(owner_id=rep.pk if n % 2 else None, company_id=company.pk)
+    client.get("/api/v1/contacts?limit=1")
+
+    with django_assert_max_num_queries(12) as small:
+        client.get("/api/v1/contacts?limit=1")
+    with django_assert_max_num_queries(12) as full:
+        page = client.get("/api/v1/contacts?limit=50").json()
+
+    assert len(page["items"]) == 50
+    assert len(full.captured_queries) == len(small.captured_queries)

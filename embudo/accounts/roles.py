@@ -39,18 +39,6 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-# Capture: marketing and admins run forms, site keys, channel rules and campaigns; every role
-# sees the events and touchpoints of the contacts it may see.
-_CAPTURE_SETUP = ("form", "sitekey", "channelrule", "campaign")
-_CAPTURE_DATA = ("event", "touchpoint", "visitor")
-for _role in (ADMIN, MARKETING):
-    ROLE_PERMISSIONS[_role].update(
-        {m: _ALL for m in _CAPTURE_SETUP} | {m: ("view",) for m in _CAPTURE_DATA}
-    )
-for _role in (SALES, SALES_MANAGER):
-    ROLE_PERMISSIONS[_role].update({m: ("view",) for m in (*_CAPTURE_DATA, "campaign")})
-
-
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
     # post_migrate reaches this app before the apps listed after it (crm…) have their
@@ -84,9 +72,24 @@ def sees_all_contacts(user: Any) -> bool:
 
 def contact_visibility(user: Any) -> models.Q:
     """The rows of `Contact` this user may see: sales reps see their own and unassigned ones."""
+    branches = contact_visibility_branches(user)
+    if not branches:
+        return models.Q(pk__in=[])
+    visible = branches[0]
+    for branch in branches[1:]:
+        visible |= branch
+    return visible
+
+
+def contact_visibility_branches(user: Any) -> list[models.Q]:
+    """`contact_visibility` as the conditions it is the union of (none: sees nothing).
+
+    Each branch is served by one index, so a page of newest contacts can be read branch by
+    branch instead of sorting every visible contact (see crm.queries.contact_rows).
+    """
     role = role_of(user)
     if role in {ADMIN, MARKETING, SALES_MANAGER}:
-        return models.Q()
+        return [models.Q()]
     if role == SALES:
-        return models.Q(owner=user) | models.Q(owner__isnull=True)
-    return models.Q(pk__in=[])
+        return [models.Q(owner=user), models.Q(owner__isnull=True)]
+    return []

@@ -158,18 +158,22 @@ def _next_url(request: HttpRequest, **position: Any) -> str:
     return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
 
 
-def _keyset_page(
-    request: HttpRequest, query: QuerySet[Any], page: ContactQuery
-) -> tuple[list[Any], int, str | None]:
-    """Rows of ``query`` (ordered by descending id) for this page, the total, the next link."""
+def _contact_page(
+    request: HttpRequest, who: Principal, filters: queries.ContactFilter, page: ContactQuery
+) -> dict[str, Any]:
+    """One page of contacts, newest first, with the total and the next link (a cursor)."""
     if page.cursor and page.offset:
         raise ValidationFailed.one("cursor", "give either a cursor or an offset, not both")
-    count = query.count()
-    window = query.filter(pk__lt=_decode_cursor(page.cursor)) if page.cursor else query
-    rows = list(window[page.offset : page.offset + page.limit + 1])
+    before = _decode_cursor(page.cursor) if page.cursor else None
+    rows = queries.contact_rows(
+        viewer(who), filters, before=before, offset=page.offset, limit=page.limit + 1
+    )
     more, rows = len(rows) > page.limit, rows[: page.limit]
-    next_url = _next_url(request, cursor=_encode_cursor(rows[-1].pk)) if more else None
-    return rows, count, next_url
+    return {
+        "items": [contact_data(c) for c in rows],
+        "count": queries.contact_list(viewer(who), filters).count(),
+        "next": _next_url(request, cursor=_encode_cursor(rows[-1].pk)) if more else None,
+    }
 
 
 def _offset_page(
@@ -218,9 +222,7 @@ def list_contacts(request: HttpRequest, params: Query[ContactQuery]) -> dict[str
     """Newest first. Follow `next` for the following page; filters combine with AND."""
     who = allow(request, Scope.READ, "crm.view_contact")
     _known_params(request, ContactQuery)
-    query = queries.contact_list(viewer(who), _contact_filter(who, params))
-    rows, count, next_url = _keyset_page(request, query, params)
-    return {"items": [contact_data(c) for c in rows], "count": count, "next": next_url}
+    return _contact_page(request, who, _contact_filter(who, params), params)
 
 
 @router.post("/contacts", response={201: ContactOut, **ERRORS}, summary="Create a contact")
@@ -361,9 +363,7 @@ def company_contacts(
     _known_params(request, ContactQuery)
     company = _company(company_id)
     filters = _contact_filter(who, params.model_copy(update={"company": company.pk}))
-    query = queries.contact_list(viewer(who), filters)
-    rows, count, next_url = _keyset_page(request, query, params)
-    return {"items": [contact_data(c) for c in rows], "count": count, "next": next_url}
+    return _contact_page(request, who, filters, params)
 
 
 # -- activities ---------------------------------------------------------------------------------

@@ -10,7 +10,11 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
-from embudo.accounts.roles import contact_visibility, sees_all_contacts
+from embudo.accounts.roles import (
+    contact_visibility,
+    contact_visibility_branches,
+    sees_all_contacts,
+)
 from embudo.crm.models import (
     Activity,
     Company,
@@ -49,6 +53,36 @@ def visible_contacts(user: Any) -> QuerySet[Contact]:
 def contact_list(user: Any, filters: ContactFilter) -> QuerySet[Contact]:
     """Contacts the user may see, filtered, newest first, with company and owner joined."""
     query = visible_contacts(user).select_related("company", "owner")
+    return _filter_contacts(query, filters).order_by("-id")
+
+
+def contact_rows(
+    user: Any, filters: ContactFilter, *, before: int | None = None, offset: int = 0, limit: int
+) -> list[Contact]:
+    """Rows ``offset`` to ``offset + limit`` of ``contact_list(user, filters)``, only those with
+    an id below ``before`` when given -- read without sorting every visible contact.
+
+    A sales rep sees "own OR unassigned": SQLite answers that by collecting both index ranges
+    and sorting all of them (0.1 s at 100,000 contacts) just to show 50. Reading the newest ids
+    of each branch along its own index and merging them costs a few milliseconds instead.
+    """
+    base = _filter_contacts(Contact.objects.all(), filters)
+    if before is not None:
+        base = base.filter(pk__lt=before)
+    branches = [Q()] if user is SYSTEM else contact_visibility_branches(user)
+    wanted = offset + limit
+    if len(branches) == 1:
+        query = base.filter(branches[0]).select_related("company", "owner").order_by("-id")
+        return list(query[offset:wanted])
+    newest: set[int] = set()
+    for branch in branches:
+        newest.update(base.filter(branch).order_by("-id").values_list("id", flat=True)[:wanted])
+    ids = sorted(newest, reverse=True)[offset:wanted]
+    rows = Contact.objects.filter(pk__in=ids).select_related("company", "owner").order_by("-id")
+    return list(rows)
+
+
+def _filter_contacts(query: QuerySet[Contact], filters: ContactFilter) -> QuerySet[Contact]:
     if filters.stage:
         query = query.filter(lifecycle_stage=filters.stage)
     if filters.owner_id is not None:
@@ -61,7 +95,7 @@ def contact_list(user: Any, filters: ContactFilter) -> QuerySet[Contact]:
         query = query.filter(updated_at__gte=filters.updated_since)
     if term := filters.search.strip():
         query = query.filter(_contact_search(term))
-    return query.order_by("-id")
+    return query
 
 
 def _contact_search(term: str) -> Q:
@@ -93,24 +127,18 @@ def lifecycle_history(contact: Contact) -> QuerySet[LifecycleTransition]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: dt.datetime
-    kind: str  # "activity", "lifecycle", "event" or "touchpoint"
-    item: Any  # Activity, LifecycleTransition, tracking's Event or Touchpoint
+    kind: str  # "activity" or "lifecycle"
+    item: Activity | LifecycleTransition
 
 
 def timeline(contact: Contact, limit: int = 200) -> list[TimelineEntry]:
-    """Activities, lifecycle moves, events and touchpoints, newest first (one query each)."""
-    from embudo.tracking.queries import contact_events, contact_touchpoints
-
+    """Activities and lifecycle moves, newest first."""
     entries = [
         TimelineEntry(a.occurred_at, "activity", a)
         for a in contact.activities.select_related("actor").order_by("-occurred_at")[:limit]
     ] + [
         TimelineEntry(t.changed_at, "lifecycle", t)
         for t in contact.transitions.select_related("actor").order_by("-changed_at")[:limit]
-    ]
-    entries += [TimelineEntry(e.occurred_at, "event", e) for e in contact_events(contact, limit)]
-    entries += [
-        TimelineEntry(t.occurred_at, "touchpoint", t) for t in contact_touchpoints(contact, limit)
     ]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
