@@ -39,6 +39,18 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# Capture: marketing and admins run forms, site keys, channel rules and campaigns; every role
+# sees the events and touchpoints of the contacts it may see.
+_CAPTURE_SETUP = ("form", "sitekey", "channelrule", "campaign")
+_CAPTURE_DATA = ("event", "touchpoint", "visitor")
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update(
+        {m: _ALL for m in _CAPTURE_SETUP} | {m: ("view",) for m in _CAPTURE_DATA}
+    )
+for _role in (SALES, SALES_MANAGER):
+    ROLE_PERMISSIONS[_role].update({m: ("view",) for m in (*_CAPTURE_DATA, "campaign")})
+
+
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
     # post_migrate reaches this app before the apps listed after it (crm…) have their

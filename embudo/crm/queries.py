@@ -127,18 +127,24 @@ def lifecycle_history(contact: Contact) -> QuerySet[LifecycleTransition]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: dt.datetime
-    kind: str  # "activity" or "lifecycle"
-    item: Activity | LifecycleTransition
+    kind: str  # "activity", "lifecycle", "event" or "touchpoint"
+    item: Any  # Activity, LifecycleTransition, tracking's Event or Touchpoint
 
 
 def timeline(contact: Contact, limit: int = 200) -> list[TimelineEntry]:
-    """Activities and lifecycle moves, newest first."""
+    """Activities, lifecycle moves, events and touchpoints, newest first (one query each)."""
+    from embudo.tracking.queries import contact_events, contact_touchpoints
+
     entries = [
         TimelineEntry(a.occurred_at, "activity", a)
         for a in contact.activities.select_related("actor").order_by("-occurred_at")[:limit]
     ] + [
         TimelineEntry(t.changed_at, "lifecycle", t)
         for t in contact.transitions.select_related("actor").order_by("-changed_at")[:limit]
+    ]
+    entries += [TimelineEntry(e.occurred_at, "event", e) for e in contact_events(contact, limit)]
+    entries += [
+        TimelineEntry(t.occurred_at, "touchpoint", t) for t in contact_touchpoints(contact, limit)
     ]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
