@@ -19,14 +19,21 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
 from embudo.crm.errors import ValidationFailed
-from embudo.crm.models import Contact, ObjectType, PropertyDefinition, TransitionCause
+from embudo.crm.models import (
+    Contact,
+    LifecycleStage,
+    LifecycleTransition,
+    ObjectType,
+    PropertyDefinition,
+    TransitionCause,
+)
 from embudo.tracking.channels import (
     DEFAULT_RULES,
     IMPLIED_MEDIUM,
@@ -57,6 +64,8 @@ from embudo.tracking.store import (
 )
 
 MAX_BATCH = 1000
+# Past this many first-seen emails in one batch, contacts are created in bulk.
+BULK_CONTACTS = 20
 # Events that follow a visit rather than start one: their URL repeats the landing page's UTM.
 NOT_A_VISIT = frozenset(("identify", "form_submit", "email_open"))
 
@@ -98,12 +107,16 @@ def record_events(
     actor: Any = None,
     allowed: frozenset[str] = FIELDS,
     now: dt.datetime | None = None,
+    first_touch: bool = True,
 ) -> IngestResult:
     """Validate each item on its own and store the valid ones in one transaction.
 
     A retried event (same ``event_id``) is counted as a duplicate and stores nothing new. Items
     naming a contact by an unknown email create that contact; by an unknown id or external id,
     they are refused. Returns after the transaction has committed.
+
+    ``first_touch=False`` leaves contacts' original source to the caller (an import, whose rows
+    come in any order, sets it once from the whole history at the end).
     """
     if source not in EventSource.values:
         raise ValueError(f"unknown event source {source!r}")
@@ -118,7 +131,7 @@ def record_events(
     if parsed:
         cause = TransitionCause.IMPORT if source == EventSource.IMPORT else TransitionCause.API
         with transaction.atomic():
-            _store(parsed, source, actor, cause, now, result)
+            _store(parsed, source, actor, cause, now, result, first_touch)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
     return result
@@ -131,6 +144,7 @@ def _store(
     cause: str,
     now: dt.datetime,
     result: IngestResult,
+    first_touch: bool,
 ) -> None:
     dialect = Dialect()
     contacts = _resolve_contacts(dialect, parsed, actor, cause, result)
@@ -191,7 +205,8 @@ def _store(
             if event.id in inserted
         ],
     )
-    _set_first_touch(touched | stitched_contacts)
+    if first_touch:
+        set_first_touch(touched | stitched_contacts)
 
 
 # Marks, in the list _resolve_contacts returns, an item that was refused (0 is never a pk).
@@ -216,7 +231,9 @@ def _resolve_contacts(
     new_emails = emails - by_email.keys()
     if new_emails:
         traits = {e.email: e.traits for e in reversed(parsed) if e.email in new_emails}
-        for email in sorted(new_emails):
+        if len(new_emails) > BULK_CONTACTS:
+            by_email.update(_create_contacts_in_bulk(new_emails, traits, cause, failures))
+        for email in sorted(new_emails - by_email.keys() - failures.keys()):
             try:
                 by_email[email] = _create_contact(email, traits.get(email) or {}, actor, cause)
             except ValidationFailed as failed:
@@ -271,6 +288,65 @@ def _create_contact(email: str, traits: Mapping[str, str], actor: Any, cause: st
         return existing
 
 
+def _create_contacts_in_bulk(
+    emails: set[str], traits: Mapping[str, Mapping[str, str]], cause: str, failures: dict[str, str]
+) -> dict[str, int]:
+    """Contacts for many first-seen emails at once (an import's history), each with its first
+    lifecycle transition, in two multi-row INSERTs and one audit entry.
+
+    The CRM's per-contact action costs a handful of queries per contact; a year of history can
+    name tens of thousands. Emails that fail validation are left in ``failures``; a clash with a
+    contact created meanwhile leaves the email to the per-contact path, which finds it.
+    """
+    now = timezone.now()
+    valid: list[str] = []
+    for email in sorted(emails):
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            failures[email] = f"{email!r} is not a valid email address"
+            continue
+        valid.append(email)
+    try:
+        with transaction.atomic():
+            created = Contact.objects.bulk_create(
+                [
+                    Contact(
+                        email=email,
+                        **{k: v[:128] for k, v in (traits.get(email) or {}).items()},
+                        lifecycle_stage=LifecycleStage.SUBSCRIBER,
+                        lifecycle_stage_changed_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for email in valid
+                ],
+                batch_size=500,
+            )
+            LifecycleTransition.objects.bulk_create(
+                [
+                    LifecycleTransition(
+                        contact_id=contact.pk,
+                        from_stage="",
+                        to_stage=LifecycleStage.SUBSCRIBER,
+                        changed_at=now,
+                        cause=cause,
+                    )
+                    for contact in created
+                ],
+                batch_size=500,
+            )
+            record_audit(
+                "contact.create_many",
+                "contact",
+                "",
+                changes={"count": len(created), "from": "events"},
+            )
+    except IntegrityError:
+        return {}
+    return {contact.email: contact.pk for contact in created if contact.email}
+
+
 def _link_visitor(visitor_id: str, contact_id: int, now: dt.datetime) -> None:
     """Point the visitor at the contact and move its anonymous history there."""
     Visitor.objects.filter(pk=visitor_id).update(contact_id=contact_id, identified_at=now)
@@ -290,7 +366,7 @@ def identify_visitor(visitor_id: str, contact: Contact) -> int:
         touch_visitors(Dialect(), [visitor_id], now)
         moved = Event.objects.filter(visitor_id=visitor_id, contact__isnull=True).count()
         _link_visitor(visitor_id, contact.pk, now)
-        _set_first_touch({contact.pk})
+        set_first_touch({contact.pk})
     return moved
 
 
@@ -370,36 +446,45 @@ def _campaign_ids(first_seen: Mapping[str, tuple[str, str]]) -> dict[str, int]:
     return known
 
 
-def _set_first_touch(contact_ids: set[int]) -> None:
+def set_first_touch(contact_ids: set[int] | list[int]) -> None:
     """Give contacts that have no original source yet the one of their earliest touchpoint.
 
     Set once: a contact whose original source is known (from an import, a form, an earlier
-    touch) keeps it. A set-based update of the CRM's three first-touch columns; crm.actions
-    has no bulk path for them and the per-contact action would add an audit row per event.
+    touch) keeps it. Set-based on the CRM's three first-touch columns — one read of the
+    candidates' touchpoints and one batched UPDATE — because crm.actions has no bulk path for
+    them and the per-contact action would add a query and an audit row per event.
     """
     if not contact_ids:
         return
-    blank = list(
-        Contact.objects.filter(
-            pk__in=contact_ids, original_source="", original_medium="", original_campaign=""
-        ).values_list("pk", flat=True)
-    )
-    for contact_id in blank:
-        first = (
-            Touchpoint.objects.filter(contact_id=contact_id)
-            .order_by("occurred_at", "id")
-            .values_list("source", "medium", "campaign__name")
-            .first()
+    dialect = Dialect()
+    blank_filter = {"original_source": "", "original_medium": "", "original_campaign": ""}
+    ids = sorted(contact_ids)
+    firsts: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 1000):
+        blank = list(
+            Contact.objects.filter(pk__in=ids[start : start + 1000], **blank_filter).values_list(
+                "pk", flat=True
+            )
         )
-        if first is None:
+        if not blank:
             continue
-        source, medium, campaign = first
-        Contact.objects.filter(
-            pk=contact_id, original_source="", original_medium="", original_campaign=""
-        ).update(
-            original_source=source[:128],
-            original_medium=medium[:128],
-            original_campaign=(campaign or "")[:255],
+        rows = (
+            Touchpoint.objects.filter(contact_id__in=blank)
+            .order_by("contact_id", "occurred_at", "id")
+            .values_list("contact_id", "source", "medium", "campaign__name")
+        )
+        for contact_id, source, medium, campaign in rows.iterator(chunk_size=5000):
+            if contact_id not in firsts:
+                firsts[contact_id] = (source[:128], medium[:128], (campaign or "")[:255])
+    if not firsts:
+        return
+    table = dialect.quote(Contact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET original_source = %s, original_medium = %s, "
+            "original_campaign = %s WHERE id = %s AND original_source = '' "
+            "AND original_medium = '' AND original_campaign = ''",
+            [(*first, contact_id) for contact_id, first in firsts.items()],
         )
 
 
