@@ -254,6 +254,8 @@ def create_contact(
             actor=_user(actor),
         )
         record_audit("contact.create", "contact", contact.pk, actor=actor)
+        if contact.owner_id:
+            _notify_new_owner(contact, actor)
     return contact
 
 
@@ -284,6 +286,8 @@ def update_contact(
             record_audit(
                 "contact.update", "contact", contact.pk, actor=actor, changes=_jsonable(changes)
             )
+            if "owner_id" in changes and contact.owner_id:
+                _notify_new_owner(contact, actor)
         if stage and stage != contact.lifecycle_stage:
             set_lifecycle_stage(contact, stage, cause=cause, actor=actor)
     return contact
@@ -526,6 +530,17 @@ def delete_activity(activity: Activity, *, actor: Any = None) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _notify_new_owner(contact: Contact, actor: Any) -> None:
+    """Email the contact's new owner once the assignment is committed (not when self-assigned)."""
+    if getattr(actor, "pk", None) == contact.owner_id:
+        return
+    from embudo.crm.tasks import notify_owner  # here: importing a task sets up the task backend
+
+    args = (contact.pk, contact.owner_id, contact.updated_at.isoformat())
+    # robust: the assignment is committed either way; a queue outage is logged, not raised.
+    transaction.on_commit(lambda: notify_owner.enqueue(*args), robust=True)
 
 
 def _funnel_rank(stage: str) -> int:

@@ -1,0 +1,63 @@
+"""`embudo serve` as a real process: pages and static files over HTTP, a clean stop."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tests.embudo_processes import (
+    embudo_environment,
+    free_port,
+    http_get,
+    run_embudo,
+    run_ok,
+    start_embudo,
+    stop,
+    wait_until_serving,
+)
+
+
+def test_serve_answers_pages_and_static_files_then_stops_on_sigterm(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "serve") as env:
+        run_ok(env, "migrate", "-v0")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        server = start_embudo(env, "serve", "--port", str(port), "--workers", "1", log=log)
+        try:
+            wait_until_serving(f"{base}/login/", server, log)
+
+            status, body, _headers = http_get(f"{base}/login/")
+            assert status == 200
+            assert b'name="password"' in body
+
+            status, body, headers = http_get(f"{base}/static/admin/css/base.css")
+            assert status == 200
+            assert headers["Content-Type"].startswith("text/css")
+            assert b"body" in body
+
+            status, _body, _headers = http_get(f"{base}/static/no-such-file.css")
+            assert status == 404
+        finally:
+            code = stop(server)
+        assert code == 0, log.read_text()
+        assert "gthread" in log.read_text()
+
+
+def test_serve_refuses_a_database_with_pending_migrations(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "unmigrated") as env:
+        port = free_port()
+
+        done = run_embudo(env, "serve", "--port", str(port), timeout=60)
+
+        assert done.returncode != 0
+        assert "migration" in done.stderr and "embudo migrate" in done.stderr
+        with socket.socket() as probe:  # and nothing was left listening
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_serve_rejects_an_impossible_port(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "badport") as env:
+        done = run_embudo(env, "serve", "--port", "70000", timeout=60)
+        assert done.returncode != 0
+        assert "70000 is not a TCP port" in done.stderr
