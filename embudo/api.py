@@ -228,3 +228,9 @@ api.add_router("/", crm_router)
 from embudo.tracking.api import router as tracking_router  # noqa: E402
 
 api.add_router("/", tracking_router)
+
+from embudo.deals.api import router as deals_router  # noqa: E402
+from embudo.reports.api import router as reports_router  # noqa: E402
+
+api.add_router("/", deals_router)
+api.add_router("/", reports_router)

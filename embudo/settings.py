@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "embudo.accounts",
     "embudo.crm",
     "embudo.web",
+    "embudo.deals",
     "embudo.tracking",
 ]
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("deals/", include("embudo.deals.urls")),
     path("", include("embudo.tracking.urls")),
     path("", include("embudo.web.urls")),
 ]

@@ -428,6 +428,15 @@ def test_errors_point_at_the_files_line_numbers_after_multiline_cells(tmp_path: 
     assert "line 5, column 'email': 'not-an-email' is not a valid email address" in err
 
 
+def test_a_forced_encoding_that_does_not_fit_is_refused_with_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "email,first_name\na@example.com,Ann\nb@example.com,Zoë\n")
+
+    message, _err = refused("contacts", path, "--encoding", "ascii")
+
+    assert "the file is not ascii text" in message
+    assert nothing_stored()
+
+
 def test_utf8_bom_with_crlf(tmp_path: Path) -> None:
     path = write(tmp_path, "Email,First Name\r\nann@example.com,Ann\r\n", encoding="utf-8-sig")
 
@@ -578,23 +587,24 @@ def test_a_bad_last_row_leaves_everything_as_it_was(tmp_path: Path) -> None:
 
 def test_a_failure_midway_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importing, "WRITE_CHUNK", 10)
-    manager = LifecycleTransition.objects
-    real_bulk_create = manager.bulk_create
-    calls = []
+    real_insert_rows = importing.insert_rows
+    history_writes: list[int] = []
 
-    def failing_bulk_create(objs: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("disk full")
-        return real_bulk_create(objs, *args, **kwargs)
+    def insert_rows_failing_in_chunk_two(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if model is LifecycleTransition:
+            history_writes.append(1)
+            if len(history_writes) == 2:  # chunk two: its contacts are in, its history is not
+                raise RuntimeError("disk full")
+        return real_insert_rows(model, *args, **kwargs)
 
-    monkeypatch.setattr(manager, "bulk_create", failing_bulk_create)
+    monkeypatch.setattr(importing, "insert_rows", insert_rows_failing_in_chunk_two)
     rows = "".join(f"p{i}@example.com,Acme {i % 4},{i}\n" for i in range(50))
     path = write(tmp_path, "email,company,age\n" + rows)
 
     with pytest.raises(RuntimeError, match="disk full"):
         run("contacts", path)
 
+    assert len(history_writes) == 2
     assert nothing_stored()
 
 

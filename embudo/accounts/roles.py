@@ -39,6 +39,25 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# Deals: reps work their own deals; managers run pipelines, teams and goals; admins also set
+# exchange rates. Marketing sees no deal, only the goals and the plan that set its MQL target.
+_DEAL_SETUP = ("pipeline", "stage", "productline", "lostreason", "salesteam", "teammembership")
+ROLE_PERMISSIONS[ADMIN].update(
+    {m: _ALL for m in ("deal", "dealstagechange", "goal", "exchangerate", "dealsettings")}
+    | {m: _ALL for m in _DEAL_SETUP}
+)
+ROLE_PERMISSIONS[SALES_MANAGER].update(
+    {"deal": _ALL, "dealstagechange": ("view",), "goal": _ALL}
+    | {m: _ALL for m in _DEAL_SETUP}
+    | {"exchangerate": ("view",), "dealsettings": ("view",)}
+)
+ROLE_PERMISSIONS[SALES].update(
+    {"deal": ("view", "add", "change"), "dealstagechange": ("view",), "goal": ("view",)}
+    | {m: ("view",) for m in (*_DEAL_SETUP, "exchangerate", "dealsettings")}
+)
+ROLE_PERMISSIONS[MARKETING].update({"goal": ("view",)})
+
+
 # Capture: marketing and admins run forms, site keys, channel rules and campaigns; every role
 # sees the events and touchpoints of the contacts it may see.
 _CAPTURE_SETUP = ("form", "sitekey", "channelrule", "campaign")
