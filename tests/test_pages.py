@@ -251,6 +251,30 @@ def test_pages_walk_through_every_contact_once(client: Client) -> None:
     assert [c.last_name for c in back.contacts] == seen[25:50]
 
 
+def test_a_sales_rep_pages_through_own_and_unassigned_contacts_only(client: Client) -> None:
+    rep, other = make_user("sales"), make_user("sales")
+    visible = set()
+    for n in range(60):
+        owner = (rep.pk, None, other.pk)[n % 3]
+        contact = make_contact(last_name=f"Rep{n:02d}", owner_id=owner)
+        if owner != other.pk:
+            visible.add(contact.last_name)
+    login(client, rep)
+
+    pages: list[list[str]] = []
+    url = "/contacts/"
+    while url:
+        response = client.get(url)
+        pages.append([c.last_name for c in response.context["page"].contacts])
+        older = response.context["older_url"]
+        url = "/contacts/" + older if older else ""
+
+    assert [len(p) for p in pages] == [25, 15]
+    assert {name for p in pages for name in p} == visible
+    newer = client.get("/contacts/" + response.context["newer_url"]).context["page"]
+    assert [c.last_name for c in newer.contacts] == pages[0]
+
+
 def test_contacts_list_query_count_does_not_grow_with_the_page(
     client: Client, django_assert_max_num_queries: Any
 ) -> None:
