@@ -405,3 +405,23 @@ def test_sales_rep_list_query_count_does_not_grow_with_the_page(
 
     assert len(page["items"]) == 50
     assert len(full.captured_queries) == len(small.captured_queries)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_docs_page_renders_the_endpoints_with_no_internet(live_server: Any, page: Any) -> None:
+    outside: list[str] = []
+
+    def only_embudo(route: Any) -> None:
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_embudo)
+    page.goto(f"{live_server.url}/api/v1/docs")
+
+    page.locator(".opblock-summary-path", has_text="/api/v1/contacts/{contact_id}/merge").wait_for()
+    assert page.locator(".opblock").count() >= 20
+    assert outside == []
