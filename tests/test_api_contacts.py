@@ -502,3 +502,13 @@ def test_defining_a_property_with_a_bad_type_is_a_422(client: Client, logged_in:
     )
 
     assert "type" in fields(response)
+
+
+def test_stage_may_be_left_out_but_not_sent_as_null(api: Any) -> None:
+    contact = make_contact(lifecycle_stage="lead")
+
+    response = api("patch", f"/api/v1/contacts/{contact.pk}", {"lifecycle_stage": None})
+
+    assert "lifecycle_stage" in fields(response)
+    contact.refresh_from_db()
+    assert contact.lifecycle_stage == "lead"

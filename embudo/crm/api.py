@@ -51,7 +51,7 @@ from embudo.crm.schemas import (
     transition_data,
 )
 
-router = Router(tags=["crm"])
+router: Router = Router(tags=["crm"])
 
 ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error}
 
