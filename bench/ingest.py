@@ -2,9 +2,9 @@
 speed of inserting the same rows straight into SQLite from one Python process.
 
 It migrates a throwaway data folder, creates contacts and an ingest key through Embudo's own code,
-starts the real server (gunicorn on embudo.wsgi), drives it with `wrk` (Debian package `wrk`; a
-Lua script builds unique events per request) and prints events/s, requests/s, latency and the
-server's peak memory, then the raw-SQLite baseline and the ratio.
+starts the real server (`embudo serve`: gunicorn, threaded workers), drives it with `wrk`
+(Debian package `wrk`; a Lua script builds unique events per request) and prints events/s,
+requests/s, latency and the server's peak memory, then the raw-SQLite baseline and the ratio.
 
     python3 bench/ingest.py                      # batches of 500, then single events, 15 s each
     python3 bench/ingest.py --seconds 5 --workers 3 --connections 6
@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import sqlite3
@@ -124,6 +125,19 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def children(pid: int) -> list[int]:
     try:
         out = subprocess.run(
@@ -160,13 +174,18 @@ def run_wrk(
         str(script),
         f"http://127.0.0.1:{port}",
     ]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_before = usage.ru_utime + usage.ru_stime
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = usage.ru_utime + usage.ru_stime - wrk_before
     requests = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     p50 = re.search(r"50%\s+([\d.]+\w+)", out)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
     return {
+        "wrk_cpu": wrk_cpu,
         "requests_per_s": requests,
         "events_per_s": requests * batch,
         "non_2xx": float(bad.group(1)) if bad else 0.0,
@@ -232,7 +251,8 @@ def raw_baseline(db: Path, rows: int, batch: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--connections", type=int, default=6, help="wrk connections")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--skip-single", action="store_true")
@@ -267,25 +287,25 @@ def main() -> None:
     port = free_port()
     server = subprocess.Popen(
         [
-            "gunicorn",
-            "embudo.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
+            "embudo",
+            "serve",
+            "--port",
+            str(port),
             "--workers",
             str(args.workers),
-            "--access-logfile",
-            "/dev/null",
-            "--log-level",
-            "warning",
+            "--threads",
+            str(args.threads),
         ],
         env=env,
         cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(port)
         print(
-            f"server: gunicorn, {args.workers} sync workers; load: wrk, 1 thread, "
-            f"{args.connections} connections; {os.cpu_count()} CPUs shared by both"
+            f"server: embudo serve, {args.workers} workers x {args.threads} threads; load: wrk, "
+            f"1 thread, {args.connections} connections; {os.cpu_count()} CPUs shared by both"
         )
         run_wrk(port, key, args.batch, 2, args.connections, workdir)  # warm-up
         runs = [(args.batch, args.seconds)]
@@ -294,7 +314,10 @@ def main() -> None:
         results = {}
         for batch, seconds in runs:
             before = count_events(db)
+            pids = [server.pid, *children(server.pid)]
+            cpu_before = cpu_seconds(pids)
             result = run_wrk(port, key, batch, seconds, args.connections, workdir)
+            server_cpu = cpu_seconds(pids) - cpu_before
             stored = count_events(db) - before
             results[batch] = result
             print(
@@ -302,6 +325,11 @@ def main() -> None:
                 f"{result['requests_per_s']:>7,.0f} requests/s  p50 {result['p50']}  "
                 f"p99 {result['p99']}  non-2xx {result['non_2xx']:.0f}  "
                 f"stored {stored:,} events in {seconds} s {result['socket_errors']}"
+            )
+            print(
+                f"            server CPU {server_cpu:.1f} s = {stored / server_cpu:,.0f} events "
+                f"per server CPU-second; wrk CPU {result['wrk_cpu']:.1f} s; "
+                f"load average {os.getloadavg()[0]:.1f}"
             )
         pids = children(server.pid)
         print(f"server peak memory: {peak_rss_mb(pids):.0f} MB across {len(pids)} workers")

@@ -446,6 +446,30 @@ def test_utf8_bom_with_crlf(tmp_path: Path) -> None:
     assert not PropertyDefinition.objects.exists()  # the BOM did not hide the "Email" header
 
 
+def test_delimiter_option_overrides_a_wrong_guess(tmp_path: Path) -> None:
+    # Header names holding commas: as many commas as tabs, so the guess is a comma.
+    path = write(
+        tmp_path, "email\tname, given\tname, family\na@example.com\tAnn\tLee\n", name="c.tsv"
+    )
+    assert importing.CsvSource(path).delimiter == ","
+
+    run("contacts", path, "--delimiter", "tab")
+
+    assert Contact.objects.get().properties == {"name_given": "Ann", "name_family": "Lee"}
+
+
+def test_progress_bar_reports_both_passes_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "email\n" + "".join(f"p{i}@example.com\n" for i in range(30)))
+
+    importing.run_import("contacts", path, importing.ImportOptions(progress=True))
+
+    progress = capsys.readouterr().err
+    assert "Checking contacts.csv" in progress
+    assert "Importing contacts" in progress and "30/30" in progress
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 

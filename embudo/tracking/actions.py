@@ -58,6 +58,7 @@ from embudo.tracking.models import (
 from embudo.tracking.store import (
     Dialect,
     contacts_by,
+    ingest_turn,
     insert_events,
     insert_touchpoints,
     touch_visitors,
@@ -130,7 +131,7 @@ def record_events(
             result.reject(index, raw, invalid.reason, invalid.field)
     if parsed:
         cause = TransitionCause.IMPORT if source == EventSource.IMPORT else TransitionCause.API
-        with transaction.atomic():
+        with ingest_turn(), transaction.atomic():
             _store(parsed, source, actor, cause, now, result, first_touch)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
