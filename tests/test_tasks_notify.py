@@ -93,7 +93,7 @@ def test_the_owner_gets_one_mail_however_often_the_task_runs(
     assert len(mail.messages) == 1
     assert message["To"] == rep.email
     assert subject(message) == "You now own Ana López"
-    body = message.get_payload(decode=True).decode()
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert "Ana López" in body and "Logística Norte" in body and "Directora Comercial" in body
 
 

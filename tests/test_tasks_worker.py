@@ -46,7 +46,7 @@ def assert_one_assignment_mail(mail: MailSink) -> None:
     messages = mail.wait_for(1, timeout=30)
     mail.wait_for(2, timeout=1)
     assert [m["To"] for m in messages] == ["rita@example.com"]
-    assert "Gómez" in messages[0].get_payload(decode=True).decode()
+    assert "Gómez" in messages[0].get_payload(decode=True).decode()  # type: ignore[union-attr]
 
 
 def test_the_worker_runs_a_task_queued_in_the_database(tmp_path: Path, mail: MailSink) -> None:

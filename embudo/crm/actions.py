@@ -534,13 +534,16 @@ def delete_activity(activity: Activity, *, actor: Any = None) -> None:
 
 def _notify_new_owner(contact: Contact, actor: Any) -> None:
     """Email the contact's new owner once the assignment is committed (not when self-assigned)."""
-    if getattr(actor, "pk", None) == contact.owner_id:
+    owner_id = contact.owner_id
+    if owner_id is None or getattr(actor, "pk", None) == owner_id:
         return
     from embudo.crm.tasks import notify_owner  # here: importing a task sets up the task backend
 
-    args = (contact.pk, contact.owner_id, contact.updated_at.isoformat())
+    contact_id, assigned_at = contact.pk, contact.updated_at.isoformat()
     # robust: the assignment is committed either way; a queue outage is logged, not raised.
-    transaction.on_commit(lambda: notify_owner.enqueue(*args), robust=True)
+    transaction.on_commit(
+        lambda: notify_owner.enqueue(contact_id, owner_id, assigned_at), robust=True
+    )
 
 
 def _funnel_rank(stage: str) -> int:

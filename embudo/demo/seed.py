@@ -9,6 +9,12 @@ same content with every date shifted, so the demo always looks current.
 Rows are written with ``bulk_create`` (not the per-row actions) so the whole company loads in
 seconds; the steps keep the data as valid as the actions would (lower-case emails, a lifecycle
 history whose last move is the contact's stage, owners from MQL on).
+
+Adding a step (deals, events, a goal, the SLA…): write ``def seed_deals(ctx: SeedContext)`` and
+append ``("deals", seed_deals)`` to STEPS. ``ctx.now`` is the demo's "today" (never read the
+clock); ``ctx.contacts`` the saved contacts, ``ctx.paths[contact.pk]`` each one's lifecycle
+moves (stage, at, cause, actor) — e.g. who became an opportunity or customer and when;
+``ctx.users`` the team by username; ``ctx.companies``; record what you made in ``ctx.counts``.
 """
 
 from __future__ import annotations
@@ -353,7 +359,7 @@ def seed_activities(ctx: SeedContext) -> None:
                 rng.choice(ctx.marketers()),
             )
         stages = {stop.stage: stop for stop in path}
-        owner = contact.owner.username if contact.owner_id else None
+        owner = contact.owner.username if contact.owner is not None else None
         if owner is None or S.MQL not in stages:
             continue
         handoff = floor = stages[S.MQL].at
@@ -523,7 +529,7 @@ _MOVES: dict[str, list[tuple[str, float, float]]] = {
     S.OPPORTUNITY: [(S.CUSTOMER, 0.25, 30), (S.LEAD, 0.30, 35), (S.DISQUALIFIED, 0.04, 30)],
     S.CUSTOMER: [(S.EVANGELIST, 0.15, 75)],
 }
-_SCALED = {S.MQL: "quality", S.OPPORTUNITY: "fit", S.CUSTOMER: "fit"}
+_SCALED: dict[str, str] = {S.MQL: "quality", S.OPPORTUNITY: "fit", S.CUSTOMER: "fit"}
 
 
 def _lifecycle_path(
@@ -536,7 +542,8 @@ def _lifecycle_path(
 ) -> list[Stop]:
     entry = S.SUBSCRIBER if rng.random() < 0.5 else S.LEAD
     path = [Stop(entry, created, TransitionCause.API)]
-    stage, at, recycled, owned = entry, created, 0, False
+    stage: str = entry
+    at, recycled, owned = created, 0, False
     marketer = rng.choice(ctx.marketers())
     while stage in _MOVES:
         options = []

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from embudo.demo.seed import DEMO_PASSWORD, DEMO_USERS, DemoRefused, seed
+from embudo.demo.seed import DEMO_PASSWORD, DEMO_USERS, DemoRefused, is_seeded, seed
 
 STOP_TIMEOUT_SECONDS = 30
 
@@ -75,6 +75,13 @@ class Command(BaseCommand):
     def _print_logins(self, host: str, port: int) -> None:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.stdout.write("")
+        if not is_seeded():
+            self.stdout.write(
+                f"Open http://{shown_host}:{port}/ — the demo company is not loaded, so log in "
+                "as a user made with `embudo createuser NAME --role admin`."
+            )
+            self.stdout.write("")
+            return
         self.stdout.write(f"Open http://{shown_host}:{port}/ and log in as:")
         self.stdout.write(f"  admin / {DEMO_PASSWORD}   (RevOps admin)")
         for role, label in (
@@ -85,6 +92,11 @@ class Command(BaseCommand):
             names = ", ".join(u.username for u in DEMO_USERS if u.role == role)
             self.stdout.write(f"  {label}: {names}")
         self.stdout.write(f"Every demo user's password is {DEMO_PASSWORD!r}.")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            self.stdout.write(
+                "Other machines reach it by a name or address that EMBUDO_ALLOWED_HOSTS must "
+                "list (e.g. EMBUDO_ALLOWED_HOSTS=crm.example.com,192.0.2.10)."
+            )
         self.stdout.write("")
         self.stdout.flush()
 
