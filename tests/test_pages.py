@@ -207,6 +207,19 @@ def test_search_narrows_the_list(client: Client) -> None:
     assert "1 contact" in text
 
 
+def test_a_search_with_more_than_a_page_of_matches_says_so(client: Client) -> None:
+    for n in range(30):
+        make_contact(first_name="Marta", last_name=f"Many{n}")
+    make_contact(first_name="Other")
+    login(client, make_user("marketing"))
+
+    text = client.get("/contacts/", {"q": "marta"}).text
+    everyone = client.get("/contacts/").text
+
+    assert "More than 25 contacts" in text
+    assert "31 contacts" in everyone
+
+
 def test_stage_and_owner_filters_combine(client: Client) -> None:
     me = login(client, make_user("sales_manager"))
     make_contact(last_name="MineMql", owner_id=me.pk, lifecycle_stage="mql")
