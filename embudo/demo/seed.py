@@ -52,6 +52,7 @@ from embudo.crm.models import (
     TransitionCause,
 )
 from embudo.demo import vocabulary as words
+from embudo.tracking.demo import seed_events
 
 # Printed by `embudo demo` every time: a demo login is not a secret.
 DEMO_PASSWORD = "embudo-demo"
@@ -476,6 +477,7 @@ STEPS: list[tuple[str, Step]] = [
     ("companies", seed_companies),
     ("contacts", seed_contacts),
     ("activities", seed_activities),
+    ("events", seed_events),
 ]
 
 

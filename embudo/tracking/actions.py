@@ -160,12 +160,14 @@ def _store(
             seen = identified.get(event.visitor_id)
             if seen is None or event.occurred_at >= seen[0]:
                 identified[event.visitor_id] = (event.occurred_at, contact)
-    stitched_contacts: set[int] = set()
-    for visitor_id, (_at, contact_id) in sorted(identified.items()):
-        if links.get(visitor_id) != contact_id:
-            _link_visitor(visitor_id, contact_id, now)
-            links[visitor_id] = contact_id
-            stitched_contacts.add(contact_id)
+    relinked = [
+        (visitor_id, contact_id)
+        for visitor_id, (_at, contact_id) in sorted(identified.items())
+        if links.get(visitor_id) != contact_id
+    ]
+    _link_visitors(dialect, relinked, now)
+    links.update(relinked)
+    stitched_contacts = {contact_id for _visitor, contact_id in relinked}
 
     received = dialect.datetime(now)
     uuid_of, dt_of, json_of = dialect.uuid, dialect.datetime, dialect.json
@@ -348,13 +350,24 @@ def _create_contacts_in_bulk(
     return {contact.email: contact.pk for contact in created if contact.email}
 
 
-def _link_visitor(visitor_id: str, contact_id: int, now: dt.datetime) -> None:
-    """Point the visitor at the contact and move its anonymous history there."""
-    Visitor.objects.filter(pk=visitor_id).update(contact_id=contact_id, identified_at=now)
-    Event.objects.filter(visitor_id=visitor_id, contact__isnull=True).update(contact_id=contact_id)
-    Touchpoint.objects.filter(visitor_id=visitor_id, contact__isnull=True).update(
-        contact_id=contact_id
-    )
+def _link_visitors(dialect: Dialect, links: list[tuple[str, int]], now: dt.datetime) -> None:
+    """Point each visitor at its contact and move its anonymous history there: three batched
+    UPDATEs (each row found through the anonymous-visitor indexes), however many visitors."""
+    if not links:
+        return
+    when = dialect.datetime(now)
+    visitor_table = dialect.quote(Visitor._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {visitor_table} SET contact_id = %s, identified_at = %s WHERE id = %s",
+            [(contact_id, when, visitor_id) for visitor_id, contact_id in links],
+        )
+        for model in (Event, Touchpoint):
+            table = dialect.quote(model._meta.db_table)
+            cursor.executemany(
+                f"UPDATE {table} SET contact_id = %s WHERE visitor_id = %s AND contact_id IS NULL",
+                [(contact_id, visitor_id) for visitor_id, contact_id in links],
+            )
 
 
 def identify_visitor(visitor_id: str, contact: Contact) -> int:
@@ -366,7 +379,7 @@ def identify_visitor(visitor_id: str, contact: Contact) -> int:
     with transaction.atomic():
         touch_visitors(Dialect(), [visitor_id], now)
         moved = Event.objects.filter(visitor_id=visitor_id, contact__isnull=True).count()
-        _link_visitor(visitor_id, contact.pk, now)
+        _link_visitors(Dialect(), [(visitor_id, contact.pk)], now)
         set_first_touch({contact.pk})
     return moved
 
