@@ -147,7 +147,7 @@ def _store(
     result: IngestResult,
     first_touch: bool,
 ) -> None:
-    dialect = Dialect()
+    dialect = Dialect.current()
     contacts = _resolve_contacts(dialect, parsed, actor, cause, result)
     kept = [(event, contact) for event, contact in zip(parsed, contacts, strict=True) if contact]
 
@@ -377,9 +377,9 @@ def identify_visitor(visitor_id: str, contact: Contact) -> int:
     """
     now = timezone.now()
     with transaction.atomic():
-        touch_visitors(Dialect(), [visitor_id], now)
+        touch_visitors(Dialect.current(), [visitor_id], now)
         moved = Event.objects.filter(visitor_id=visitor_id, contact__isnull=True).count()
-        _link_visitors(Dialect(), [(visitor_id, contact.pk)], now)
+        _link_visitors(Dialect.current(), [(visitor_id, contact.pk)], now)
         set_first_touch({contact.pk})
     return moved
 
@@ -470,7 +470,7 @@ def set_first_touch(contact_ids: set[int] | list[int]) -> None:
     """
     if not contact_ids:
         return
-    dialect = Dialect()
+    dialect = Dialect.current()
     blank_filter = {"original_source": "", "original_medium": "", "original_campaign": ""}
     ids = sorted(contact_ids)
     firsts: dict[int, tuple[str, str, str]] = {}

@@ -62,10 +62,22 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 class Dialect:
     """How values are written for the current database: SQLite keeps UUIDs as 32 hex characters
-    and date-times as naive UTC text; PostgreSQL takes them natively."""
+    and date-times as naive UTC text; PostgreSQL takes them natively.
+
+    Build one with :meth:`current` (kept on the connection) rather than per call.
+    """
+
+    @classmethod
+    def current(cls) -> Dialect:
+        dialect = getattr(connection, "_embudo_dialect", None)
+        if dialect is None or dialect.raw is not connection.connection:
+            dialect = cls()
+            connection._embudo_dialect = dialect  # type: ignore[attr-defined]
+        return dialect
 
     def __init__(self) -> None:
         connection.ensure_connection()
+        self.raw = connection.connection
         self.native = connection.vendor == "postgresql"
         self.quote = connection.ops.quote_name
         if self.native:
