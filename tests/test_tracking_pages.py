@@ -166,3 +166,14 @@ def test_contact_page_timeline_shows_events(client: Client, logged_in: Any) -> N
 
     assert page.status_code == 200
     assert "Pricing page" in page.content.decode()
+
+
+def test_admin_lists_events_read_only(client: Client, logged_in: Any) -> None:
+    logged_in("admin")
+    visits()
+
+    listing = client.get("/admin/tracking/event/")
+
+    assert listing.status_code == 200
+    assert "page_view" in listing.content.decode()
+    assert client.get("/admin/tracking/event/add/").status_code == 403
