@@ -65,6 +65,39 @@ def test_createuser_without_a_terminal_generates_and_prints_a_working_password(
     assert can_log_in("diego", match.group(1))
 
 
+class TerminalInput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_createuser_prompts_until_both_entries_match_and_pass_the_rules(monkeypatch: Any) -> None:
+    typed = iter(
+        [
+            *("short", "short"),  # too short
+            *("first-passphrase-1", "other-passphrase-2"),  # the two entries differ
+            *("good-passphrase-3", "good-passphrase-3"),
+        ]
+    )
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+    monkeypatch.setattr("sys.stdin", TerminalInput())
+    errors = io.StringIO()
+
+    call_command("createuser", "pat", "--role", "sales", stdout=io.StringIO(), stderr=errors)
+
+    assert "too short" in errors.getvalue() and "differ" in errors.getvalue()
+    assert can_log_in("pat", "good-passphrase-3")
+
+
+@pytest.mark.django_db
+def test_createuser_gives_up_after_three_bad_prompts_and_creates_nobody(monkeypatch: Any) -> None:
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "abc")
+    monkeypatch.setattr("sys.stdin", TerminalInput())
+    with pytest.raises(CommandError, match="no acceptable password after three tries"):
+        call_command("createuser", "pat", "--role", "sales", stderr=io.StringIO())
+    assert not get_user_model().objects.filter(username="pat").exists()
+
+
 @pytest.mark.django_db
 def test_createuser_rejects_an_unknown_role_naming_the_valid_ones() -> None:
     with pytest.raises(CommandError) as failure:

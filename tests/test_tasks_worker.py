@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from tests.embudo_processes import (
     REDIS_URL,
@@ -104,3 +106,8 @@ def test_the_worker_stops_at_once_on_sigterm_while_idle(tmp_path: Path) -> None:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0, log.read_text()
         assert time.monotonic() - started < 10  # did not sit out the 30 s poll interval
+
+
+def test_the_worker_names_an_unknown_queue_and_the_known_ones() -> None:
+    with pytest.raises(CommandError, match="no task queue named invoices; the queues are default"):
+        call_command("worker", "--queue", "invoices", "--batch")

@@ -48,7 +48,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         backend_path = settings.TASKS["default"]["BACKEND"]
-        queues = options["queues"] or sorted(default_task_backend.queues)
+        configured = sorted(default_task_backend.queues)
+        queues = options["queues"] or configured
+        unknown = [name for name in queues if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"no task queue named {', '.join(unknown)}; the queues are {', '.join(configured)}"
+            )
         max_tasks = options["max_tasks"]
         if max_tasks is not None and max_tasks < 1:
             raise CommandError("--max-tasks must be at least 1")
