@@ -151,12 +151,19 @@ class Dialect:
 
 def insert_events(dialect: Dialect, rows: Sequence[Row]) -> set[str]:
     """Insert the rows that are new; return the 32-hex ids of those actually inserted."""
+    if len(rows) > 1:
+        # In id order each statement walks the primary-key index once, left to right.
+        rows = sorted(rows, key=_first)
     returned = dialect.insert(
         Event._meta.db_table, EVENT_COLUMNS, rows, " ON CONFLICT (id) DO NOTHING RETURNING id"
     )
     if dialect.native:
         return {row[0].hex for row in returned}
     return {row[0] for row in returned}
+
+
+def _first(row: Row) -> Any:
+    return row[0]
 
 
 def insert_touchpoints(dialect: Dialect, rows: Sequence[Row]) -> None:
