@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import pytest
+from django.apps import apps
 
 from embudo.crm.errors import ValidationFailed
 from embudo.tracking import actions
@@ -10,6 +14,20 @@ from embudo.tracking.channels import RULEBOOK, visit_from
 from embudo.tracking.models import ChannelRule
 
 pytestmark = pytest.mark.django_db
+
+seeding = importlib.import_module("embudo.tracking.migrations.0002_default_channel_rules")
+
+
+@pytest.fixture(autouse=True)
+def _default_rules() -> Any:
+    # Tests that flush the database (live-server tests) also empty the rules the migration
+    # seeded; put them back the way the migration does.
+    if not ChannelRule.objects.exists():
+        seeding.seed(apps, None)
+    RULEBOOK.forget()
+    yield
+    RULEBOOK.forget()
+
 
 PAGE = "https://www.acme.test/pricing"
 
@@ -53,11 +71,23 @@ def test_default_rules_classify_visits(
     assert RULEBOOK.classify(visit) == channel
 
 
-def test_the_defaults_are_seeded_as_editable_rules() -> None:
+def test_the_migration_seeds_the_defaults_as_editable_rules() -> None:
+    ChannelRule.objects.all().delete()
+
+    seeding.seed(apps, None)
+
     rules = list(ChannelRule.objects.values_list("channel", flat=True))
 
     assert rules[0] == "email" and rules[-1] == "other"
     assert len(rules) >= 10
+
+
+def test_an_empty_rule_table_classifies_with_the_defaults() -> None:
+    ChannelRule.objects.all().delete()
+
+    visit = visit_from(PAGE, "https://www.google.com/", "", "", "", "", "")
+
+    assert RULEBOOK.classify(visit) == "organic_search"
 
 
 def test_an_admin_rule_placed_first_wins() -> None:

@@ -826,6 +826,9 @@ def save_channel_rules(rows: Sequence[Mapping[str, Any]], *, actor: Any = None) 
         record_audit(
             "channelrules.save", "channelrule", "", actor=actor, changes={"rules": len(cleaned)}
         )
+    # Reload now (this process sees its own writes) and again once committed, when an outer
+    # transaction was open.
+    RULEBOOK.forget()
     transaction.on_commit(RULEBOOK.forget)
 
 
