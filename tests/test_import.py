@@ -736,7 +736,8 @@ def test_companies_update_by_external_id_then_domain_then_name(tmp_path: Path) -
     out, _err = run("companies", path)
 
     assert "1 created, 3 updated" in out
-    by_id.refresh_from_db(), by_domain.refresh_from_db(), by_name.refresh_from_db()
+    for company in (by_id, by_domain, by_name):
+        company.refresh_from_db()
     assert (by_id.name, by_id.industry) == ("New Name", "Software")
     assert (by_domain.name, by_domain.industry) == ("Initech Ltd", "Consulting")
     assert by_name.industry == "Pharma"

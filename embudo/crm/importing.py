@@ -72,7 +72,7 @@ WRITE_CHUNK = 1000
 # exhaust memory with its own error report.
 MAX_ERRORS_KEPT = 100_000
 # Custom-property types a column can be inferred as, narrowest first (as properties.infer_type).
-_INFERABLE = (PropertyType.BOOLEAN, PropertyType.NUMBER, PropertyType.DATE)
+_INFERABLE: tuple[str, ...] = (PropertyType.BOOLEAN, PropertyType.NUMBER, PropertyType.DATE)
 _TYPE_PARSERS: dict[str, Callable[[str], Any]] = {
     PropertyType.BOOLEAN: parse_boolean,
     PropertyType.NUMBER: parse_number,
@@ -210,7 +210,8 @@ class CsvSource:
         if not self.path.is_file():
             raise ImportFileError(_("there is no file at %(path)s") % {"path": self.path})
         self.size = self.path.stat().st_size
-        limit = max_bytes or getattr(settings, "EMBUDO_MAX_IMPORT_BYTES", DEFAULT_MAX_IMPORT_BYTES)
+        configured = getattr(settings, "EMBUDO_MAX_IMPORT_BYTES", None)
+        limit = max_bytes or (int(configured) if configured else DEFAULT_MAX_IMPORT_BYTES)
         if self.size > limit:
             raise ImportFileError(
                 _(
@@ -498,21 +499,21 @@ def map_columns(
     chosen: dict[int, tuple[str, str]] = {}  # column index → (kind, target)
     ignored: set[int] = set()
     for source, target in options.mapping.items():
-        index = column_named(source, "--map")
-        if index is None:
+        mapped = column_named(source, "--map")
+        if mapped is None:
             continue
         target = target.strip()
         key = normalize_header(target)
         if target == "-":
-            ignored.add(index)
+            ignored.add(mapped)
         elif key in alias_to_field:
-            chosen[index] = (FIELD, alias_to_field[key])
+            chosen[mapped] = (FIELD, alias_to_field[key])
         elif stage_of(key):
-            chosen[index] = (STAGE_DATE, stage_of(key) or "")
+            chosen[mapped] = (STAGE_DATE, stage_of(key) or "")
         elif target.startswith("property:") and object_type:
-            chosen[index] = (PROPERTY, property_name(target.removeprefix("property:")))
+            chosen[mapped] = (PROPERTY, property_name(target.removeprefix("property:")))
         elif property_name(target) in existing:
-            chosen[index] = (PROPERTY, property_name(target))
+            chosen[mapped] = (PROPERTY, property_name(target))
         else:
             problems.append(
                 _(
@@ -525,9 +526,9 @@ def map_columns(
         if "external_id" not in fields:
             problems.append(_("--id-column: this kind of record has no external id"))
         else:
-            index = column_named(options.id_column, "--id-column")
-            if index is not None:
-                chosen[index] = (FIELD, "external_id")
+            id_index = column_named(options.id_column, "--id-column")
+            if id_index is not None:
+                chosen[id_index] = (FIELD, "external_id")
 
     read_only_keys = {normalize_header(h) for h in read_only}
     columns: list[Column] = []
@@ -585,11 +586,11 @@ def map_columns(
             )
 
     for source, type_ in options.types.items():
-        index = column_named(source, "--type")
-        if index is None:
+        typed = column_named(source, "--type")
+        if typed is None:
             continue
         type_ = type_.strip().lower()
-        target_column = next((c for c in columns if c.index == index), None)
+        target_column = next((c for c in columns if c.index == typed), None)
         if type_ not in _OVERRIDABLE_TYPES:
             problems.append(
                 _("--type %(source)r=%(type)r: the type must be one of %(types)s")
@@ -1129,7 +1130,7 @@ class CompanyIndex:
                 if company not in found:
                     found.append(company)
 
-    def forget(self, company: Company, *, external_id: str | None, domain: str, name: str) -> None:
+    def forget(self, company: Company, external_id: str | None, domain: str, name: str) -> None:
         """Drop a company's old keys before it changes them."""
         for index, key in (
             (self.by_external_id, external_id),
@@ -1552,14 +1553,21 @@ def _preparers(model: type[Model], columns: Sequence[str]) -> list[Callable[[Any
 
             preparers.append(prepare)
         elif isinstance(model_field, models.JSONField):
-            # What JSONField.get_db_prep_save ends in, without its layers.
-            adapt_json = partial(connection.ops.adapt_json_value, encoder=model_field.encoder)
-            preparers.append(
-                lambda value, adapt=adapt_json: None if value is None else adapt(value)
-            )
+            preparers.append(partial(_adapt_json, encoder=model_field.encoder))
         else:
             preparers.append(None)
     return preparers
+
+
+def _adapt_json(value: Any, encoder: Any) -> Any:
+    # What JSONField.get_db_prep_save ends in, without its layers.
+    return None if value is None else connection.ops.adapt_json_value(value, encoder)
+
+
+def _column(model: type[Model], name: str) -> str:
+    """The quoted database column of a field (``owner_id`` for ``owner``)."""
+    model_field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    return connection.ops.quote_name(str(getattr(model_field, "column", name)))
 
 
 def _prepared(row: Sequence[Any], preparers: list[Callable[[Any], Any] | None]) -> list[Any]:
@@ -1580,9 +1588,9 @@ def insert_rows(
     preparers = _preparers(model, columns)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    names = ", ".join(quote(model._meta.get_field(c).column) for c in columns)  # type: ignore[union-attr]
+    names = ", ".join(_column(model, c) for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    suffix = f" RETURNING {quote(model._meta.pk.column)}" if returning else ""  # type: ignore[union-attr]
+    suffix = f" RETURNING {_column(model, 'pk')}" if returning else ""
     per_statement = max(1, _MAX_PARAMS // len(columns))
     ids: list[int] = []
     with connection.cursor() as cursor:
@@ -1611,10 +1619,9 @@ def update_rows(
         return
     preparers = _preparers(model, columns)
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(model._meta.get_field(c).column)} = %s" for c in columns)  # type: ignore[union-attr]
+    assignments = ", ".join(f"{_column(model, c)} = %s" for c in columns)
     sql = (
-        f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
-        f"WHERE {quote(model._meta.pk.column)} = %s"  # type: ignore[union-attr]
+        f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_column(model, 'pk')} = %s"
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, [[*_prepared(values, preparers), pk] for pk, values in rows])
@@ -1722,8 +1729,8 @@ class CompanyImport(TableImport):
         updates: dict[int, Company] = {}
         changed_fields: set[str] = set()
         for row in rows:
-            company = self._match(row)
-            if company is False:
+            ok, company = self._match(row)
+            if not ok:
                 continue
             values = {k: v for k, v in row.fields.items() if k not in {"owner", "created_at"}}
             if "owner" in row.fields:
@@ -1745,11 +1752,7 @@ class CompanyImport(TableImport):
                 creates.append(company)
                 index.add(company)
                 continue
-            old_keys = {
-                "external_id": company.external_id,
-                "domain": company.domain,
-                "name": company.name,
-            }
+            old_keys = (company.external_id, company.domain, company.name)
             changed = {name for name, value in values.items() if getattr(company, name) != value}
             for name in changed:
                 setattr(company, name, values[name])
@@ -1759,7 +1762,7 @@ class CompanyImport(TableImport):
                     company.properties = merged
                     changed.add("properties")
             if changed:
-                index.forget(company, **old_keys)
+                index.forget(company, *old_keys)
                 index.add(company)
                 company.updated_at = self.now
                 changed_fields.update(changed)
@@ -1780,21 +1783,22 @@ class CompanyImport(TableImport):
         self.result.created += len(creates)
         self.result.updated += len(updates)
 
-    def _match(self, row: ParsedRow) -> Company | bool | None:
-        """The stored company the row updates, None to create one, False when the row is wrong."""
+    def _match(self, row: ParsedRow) -> tuple[bool, Company | None]:
+        """(False, None) when the row is wrong (reported); else the stored company it updates,
+        or None to create one."""
         external_id = row.fields.get("external_id")
         domain = row.fields.get("domain")
         name = row.fields.get("name")
         candidates: list[Company] = []
         how, column = "", ""
         if external_id and (found := self.index.by_external_id.get(external_id)):
-            return found[0]
+            return True, found[0]
         if domain and (found := self.index.by_domain.get(domain)):
             candidates, how, column = found, _("the domain %s") % domain, "domain"
         elif name and not domain and (found := self.index.by_name.get(name.lower())):
             candidates, how, column = found, _("the name %r") % name, "name"
         if not candidates:
-            return None
+            return True, None
         if len(candidates) > 1:
             self.report.add(
                 row.line,
@@ -1805,7 +1809,7 @@ class CompanyImport(TableImport):
                 )
                 % {"n": len(candidates), "how": how},
             )
-            return False
+            return False, None
         company = candidates[0]
         if external_id and company.external_id not in (None, external_id):
             self.report.add(
@@ -1814,7 +1818,7 @@ class CompanyImport(TableImport):
                 _("the company with %(how)s has external id %(old)s, not %(new)s")
                 % {"how": how, "old": company.external_id, "new": external_id},
             )
-            return False
+            return False, None
         if company.pk is None:
             # Created earlier in this same chunk; the file's duplicate check allows it only when
             # the keys differ (say a new external id with a domain already used above).
@@ -1823,8 +1827,8 @@ class CompanyImport(TableImport):
                 self.headers.get(column, ""),
                 _("another row of this file already creates the company with %s") % how,
             )
-            return False
-        return company
+            return False, None
+        return True, company
 
 
 def _run_table(cls: type[TableImport]) -> Callable[..., None]:

@@ -93,8 +93,8 @@ class Command(BaseCommand):
         if options["errors"]:
             _write_errors(result, options["errors"])
         if result.error_count:
-            for error in result.errors[:SHOWN_ERRORS]:
-                self.stderr.write(str(error))
+            for problem in result.errors[:SHOWN_ERRORS]:
+                self.stderr.write(str(problem))
             if result.error_count > SHOWN_ERRORS:
                 more = result.error_count - SHOWN_ERRORS
                 hint = (
