@@ -290,3 +290,31 @@ def test_report_errors_are_clear(args: tuple[str, ...], words: str) -> None:
         report(*args)
 
     assert words in str(failed.value)
+
+
+def test_period_edges_follow_the_sites_time_zone() -> None:
+    from django.utils import timezone
+
+    # 22:30 UTC on 31 May is already 1 June in Madrid.
+    won_deal("1000", at(1, 5), dt.datetime(2026, 5, 31, 22, 30, tzinfo=dt.UTC))
+
+    in_utc = forecast(ForecastRequest(date_from=MAY_1, date_to=JUNE_30))
+    with timezone.override("Europe/Madrid"):
+        in_madrid = forecast(ForecastRequest(date_from=MAY_1, date_to=JUNE_30))
+
+    assert [(r.label, r.closed_won) for r in in_utc.rows] == [("2026-05", Decimal("1000.00"))]
+    assert [(r.label, r.closed_won) for r in in_madrid.rows] == [("2026-06", Decimal("1000.00"))]
+
+
+def test_sales_metrics_by_month_of_creation() -> None:
+    won_deal("1000", at(3, 5), at(13, 5))
+    lost_deal("500", at(20, 5), at(25, 5))
+    won_deal("3000", at(2, 6), at(12, 6))
+
+    result = sales_metrics(SalesRequest(date_from=MAY_1, date_to=JUNE_30, by="period"))
+
+    assert [(r.label, r.deals, r.won, r.win_rate_closed) for r in result.rows] == [
+        ("2026-05", 2, 1, 0.5),
+        ("2026-06", 1, 1, 1.0),
+    ]
+    assert [r.key for r in result.rows] == ["2026-05-01", "2026-06-01"]

@@ -261,7 +261,7 @@ def test_the_plan_uses_measured_rates_and_shows_their_sample() -> None:
     assert (sql.sample, sql.converted, sql.needed) == (15, 10, 30)
     assert (mql.sample, mql.converted, mql.needed) == (25, 15, 50)
     assert (lead.sample, lead.converted, lead.needed) == (55, 25, 110)
-    assert lead.source == "measured over the last 365 days"
+    assert lead.source == "measured over the last 180 days"
 
 
 def test_a_given_step_rate_wins_over_the_measured_one() -> None:
@@ -350,3 +350,14 @@ def test_a_future_period_has_not_started() -> None:
     assert result.elapsed == 0
     assert result.step("lead").status == "not started"
     assert result.step("lead").gap == 0
+
+
+def test_two_rates_for_one_step_are_refused() -> None:
+    with pytest.raises(PlanError) as failed:
+        plan("lead:customer=0.05", "mql=0.4", revenue=Decimal(20000), deal_value=Decimal(2000))
+
+    assert "overlap at mql→sql" in failed.value.message
+
+    with pytest.raises(PlanError) as twice:
+        plan("mql=0.4", "mql=0.5", revenue=Decimal(20000), deal_value=Decimal(2000))
+    assert "given twice" in twice.value.message

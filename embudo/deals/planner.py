@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
+from django.db.models import Case, Count, DateTimeField, F, Func, Max, Min, Q, Sum, When
 from django.utils import timezone
 
 from embudo.crm.models import LifecycleStage, LifecycleTransition
@@ -34,7 +34,8 @@ _AT_OR_BEYOND: dict[str, tuple[str, ...]] = {
     for i, stage in enumerate(MEASURED_STAGES)
 }
 
-DEFAULT_WINDOW_DAYS = 365
+# Two quarters: recent enough to reflect today's funnel, long enough for cohorts to mature.
+DEFAULT_WINDOW_DAYS = 180
 DEFAULT_MIN_SAMPLE = 30
 DEFAULT_MIN_DEALS = 10
 _RATE = re.compile(r"^\s*([a-z_]+)\s*(?::\s*([a-z_]+)\s*)?=\s*([0-9.,]+)\s*(%?)\s*$")
@@ -232,27 +233,49 @@ class PlanResult:
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def measure_rates(window_start: dt.datetime | None, as_of: dt.datetime) -> dict[str, MeasuredRate]:
-    """Stage-to-next conversion by cohort for lead, mql, sql and opportunity, in one pass.
+class Unindexed(Func):
+    """A column's value, as a term SQLite will not answer from an index (``+column``).
 
-    Per contact: the first time it entered each stage inside the window, and the last time it
-    reached each stage or one beyond it; a contact converted when the second is not before the
-    first. Then one count per stage over those per-contact rows.
+    Measuring every step reads most of the window's rows; SQLite would otherwise walk the
+    (stage, time) index and fetch each row from the table in random order, several times
+    slower than reading the table through. PostgreSQL chooses well by itself.
     """
-    in_window = Q(changed_at__lt=as_of)
-    if window_start is not None:
-        in_window &= Q(changed_at__gte=window_start)
-    steps = MEASURED_STAGES[:-1]
+
+    template = "%(expressions)s"
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="+%(expressions)s", **extra)
+
+
+def measure_rates(
+    window_start: dt.datetime | None,
+    as_of: dt.datetime,
+    steps: tuple[str, ...] = MEASURED_STAGES[:-1],
+) -> dict[str, MeasuredRate]:
+    """Stage-to-next conversion by cohort for the given steps, in one pass over the history.
+
+    Per contact: the first time it entered each stage inside the window, and the last time
+    (up to ``as_of``) it reached the next stage or one beyond it; the contact converted when
+    the second is not before the first. Then one count per step over those per-contact rows.
+    """
+    stages = sorted({stage for s in steps for stage in (s, *_AT_OR_BEYOND[_next(s)])})
+    history = LifecycleTransition.objects.all()
+    if len(steps) == len(MEASURED_STAGES) - 1:
+        # Every funnel stage is wanted: read the window's rows straight from the table.
+        history = history.alias(at=Unindexed("changed_at", output_field=DateTimeField()))
+        history = history.filter(at__lt=as_of)
+        if window_start is not None:
+            history = history.filter(at__gte=window_start)
+    else:
+        history = history.filter(to_stage__in=stages, changed_at__lt=as_of)
+        if window_start is not None:
+            history = history.filter(changed_at__gte=window_start)
     per_contact = (
-        LifecycleTransition.objects.filter(in_window)
-        .filter(to_stage__in=[*MEASURED_STAGES, LifecycleStage.EVANGELIST])
-        .values("contact_id")
+        history.values("contact_id")
         .annotate(
             **{f"entered_{s}": Min("changed_at", filter=Q(to_stage=s)) for s in steps},
             **{
-                f"reached_{_next(s)}": Max(
-                    "changed_at", filter=Q(to_stage__in=_AT_OR_BEYOND[_next(s)])
-                )
+                f"reached_{s}": Max("changed_at", filter=Q(to_stage__in=_AT_OR_BEYOND[_next(s)]))
                 for s in steps
             },
         )
@@ -261,7 +284,7 @@ def measure_rates(window_start: dt.datetime | None, as_of: dt.datetime) -> dict[
     totals = per_contact.aggregate(
         **{f"n_{s}": Count(f"entered_{s}") for s in steps},
         **{
-            f"c_{s}": Count(Case(When(**{f"reached_{_next(s)}__gte": F(f"entered_{s}")}, then=1)))
+            f"c_{s}": Count(Case(When(**{f"reached_{s}__gte": F(f"entered_{s}")}, then=1)))
             for s in steps
         },
     )
@@ -376,38 +399,47 @@ def make_plan(request: PlanRequest) -> PlanResult:
     given_steps = {r.from_stage: r for r in request.rates if r.is_step}
     given_spans = [r for r in request.rates if not r.is_step]
     window_start = as_of - dt.timedelta(days=request.window_days)
-    measured: dict[str, MeasuredRate] | None = None
-    broader: dict[str, MeasuredRate] | None = None
     inside_span: dict[str, GivenRate] = {}
     for span in given_spans:
         start, end = PLAN_STAGES.index(span.from_stage), PLAN_STAGES.index(span.to_stage)
         for stage in PLAN_STAGES[start + 1 : end]:
             inside_span.setdefault(stage, span)
+    # Measure only the steps no given rate covers, in one pass; then, in a second pass over all
+    # history, only those whose window holds too few contacts.
+    wanted = tuple(
+        stage
+        for stage in MEASURED_STAGES[:-1]
+        if stage not in given_steps
+        and stage not in inside_span
+        and not any(span.from_stage == stage for span in given_spans)
+    )
+    measured = measure_rates(window_start, as_of, wanted) if wanted else {}
+    short = tuple(
+        s for s in wanted if measured[s].entered < request.min_sample or measured[s].rate is None
+    )
+    broader = measure_rates(None, as_of, short) if short else {}
 
     for stage in reversed(PLAN_STAGES[:-1]):
         below = _next(stage)
-        span = next(
-            (
-                r
-                for r in given_spans
-                if r.from_stage == stage and needed.get(r.to_stage) is not None
-            ),
-            None,
-        )
-        if stage in given_steps and needed.get(below) is not None:
-            rate = given_steps[stage]
-            steps[stage] = _step(stage, needed[below], rate.rate, below, "given")
+        span = next((r for r in given_spans if r.from_stage == stage), None)
+        target = span.to_stage if span is not None else below
+        if needed.get(target) is None and stage not in inside_span:
+            steps[stage] = PlanStep(
+                stage, None, note=f"cannot be planned: {target} has no number to work back from"
+            )
         elif span is not None:
             steps[stage] = _step(
                 stage, needed[span.to_stage], span.rate, span.to_stage, "given end-to-end"
             )
-        elif stage in inside_span and stage not in given_steps:
-            span_rate = inside_span[stage]
+        elif stage in given_steps:
+            rate = given_steps[stage]
+            steps[stage] = _step(stage, needed[below], rate.rate, below, "given")
+        elif stage in inside_span:
             steps[stage] = PlanStep(
                 stage,
                 None,
-                note=f"inside the given {span_rate.text} rate; give a per-step rate "
-                f"({stage}=R) to plan it",
+                note=f"inside the given {inside_span[stage].text} rate, which plans "
+                f"{inside_span[stage].from_stage} directly",
             )
         elif needed.get(below) is None:
             steps[stage] = PlanStep(
@@ -420,8 +452,6 @@ def make_plan(request: PlanRequest) -> PlanResult:
                 note="visitors are not measured yet: give visitor=R (visitor→lead) to plan them",
             )
         else:
-            if measured is None:
-                measured = measure_rates(window_start, as_of)
             m = measured[stage]
             if m.entered >= request.min_sample and m.rate is not None:
                 steps[stage] = _step(
@@ -433,8 +463,6 @@ def make_plan(request: PlanRequest) -> PlanResult:
                     m,
                 )
             else:
-                if broader is None:
-                    broader = measure_rates(None, as_of)
                 b = broader[stage]
                 short = (
                     f"{stage}→{below}: only {m.entered} contact(s) entered {stage} in the last "
@@ -472,7 +500,7 @@ def make_plan(request: PlanRequest) -> PlanResult:
     per_month = math.ceil(Fraction(mqls, request.period.months)) if mqls is not None else None
     if mqls is None:
         notes.append("the MQL commitment cannot be stated until the mql step has a rate")
-    all_measured = [*(measured or {}).values(), *(broader or {}).values()]
+    all_measured = [*measured.values(), *broader.values()]
     return PlanResult(
         request=request,
         currency=reporting_currency(),
@@ -493,18 +521,21 @@ def make_plan(request: PlanRequest) -> PlanResult:
 
 
 def _check_rates(rates: tuple[GivenRate, ...]) -> None:
-    seen: dict[tuple[str, str], GivenRate] = {}
+    """Given rates may not cover the same step twice (a span and one of its steps, say):
+    the plan would have two answers for one stage."""
+    covered: dict[str, GivenRate] = {}
     for rate in rates:
-        key = (rate.from_stage, rate.to_stage)
-        if key in seen:
-            raise PlanError("rate", f"the {rate.text} rate is given twice")
-        seen[key] = rate
-    starts = [r.from_stage for r in rates]
-    if len(set(starts)) != len(starts):
-        stage = next(s for s in starts if starts.count(s) > 1)
-        raise PlanError(
-            "rate", f"two rates start at {stage}: give either its step rate or one span from it"
-        )
+        start, end = PLAN_STAGES.index(rate.from_stage), PLAN_STAGES.index(rate.to_stage)
+        for stage in PLAN_STAGES[start:end]:
+            other = covered.get(stage)
+            if other is not None:
+                what = "given twice" if other.text == rate.text else f"and {other.text} overlap"
+                raise PlanError(
+                    "rate",
+                    f"the rates {rate.text} {what} at {stage}→{_next(stage)}; give each step "
+                    "of the funnel one rate at most",
+                )
+            covered[stage] = rate
 
 
 def _step(

@@ -8,6 +8,7 @@ The API, the CLI (`embudo report forecast|sales`), the CSV/JSON downloads and th
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,21 +16,21 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Avg,
+    Case,
     Count,
-    DateField,
     DecimalField,
     ExpressionWrapper,
     F,
     FloatField,
     Func,
+    IntegerField,
     Q,
     QuerySet,
     Sum,
     Value,
-    Window,
+    When,
 )
-from django.db.models.functions import Coalesce, RowNumber, TruncMonth, TruncQuarter
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from embudo.deals.actions import reporting_currency
@@ -96,6 +97,46 @@ def _period_label(value: Any, interval: str = "month") -> str:
 
 def _team_key() -> str:
     return "owner__sales_team_membership__team_id"
+
+
+def _period_starts(date_from: dt.date, date_to: dt.date, interval: str) -> list[dt.date]:
+    """The first day of each month (or quarter) from the one holding ``date_from`` to the one
+    holding ``date_to``, and the first day after the last."""
+    step = 3 if interval == "quarter" else 1
+    first = dt.date(date_from.year, date_from.month, 1)
+    if step == 3:
+        first = dt.date(first.year, (first.month - 1) // 3 * 3 + 1, 1)
+    starts = [first]
+    while starts[-1] <= date_to:
+        starts.append(add_months(starts[-1], step))
+    return starts
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time()))
+
+
+def _bucket(conditions: list[Q]) -> Any:
+    """The index of the first condition a row meets (conditions "before the start of period
+    k+1", in order, so each implies the next): the period the row falls in.
+
+    Boundaries are worked out here in the site's time zone and compared in the database, so
+    month edges are right without a date function per row; the comparisons nest as a binary
+    search, a handful per row however many periods there are.
+    """
+
+    def search(low: int, high: int) -> Any:
+        # The answer lies in [low, high]; high == len(conditions) means "after every boundary".
+        if low == high:
+            return Value(low)
+        middle = (low + high) // 2
+        return Case(
+            When(conditions[middle], then=search(low, middle)),
+            default=search(middle + 1, high),
+            output_field=IntegerField(),
+        )
+
+    return search(0, len(conditions))
 
 
 # -- forecast -----------------------------------------------------------------------------------
@@ -251,24 +292,25 @@ def forecast(request: ForecastRequest) -> ForecastResult:
         ),
     }
     if request.by == "period":
-        trunc = TruncQuarter if request.interval == "quarter" else TruncMonth
-        # Open deals fall in the month they are expected to close, won deals in the month
-        # they closed: two grouped queries merged, which keeps each on its own index.
-        grouped_rows: list[dict[str, Any]] = []
-        open_part = deals.filter(is_open).annotate(group=trunc("expected_close_date"))
-        won_part = deals.filter(status=DealStatus.WON).annotate(
-            group=trunc("closed_at", output_field=DateField())
+        # Open deals fall in the period they are expected to close, won deals in the one they
+        # closed in.
+        starts = _period_starts(request.date_from, request.date_to, request.interval)
+        group = _bucket(
+            [
+                Q(status=DealStatus.OPEN, expected_close_date__lt=start_)
+                | Q(status=DealStatus.WON, closed_at__lt=_midnight(start_))
+                for start_ in starts[1:]
+            ]
         )
-        for part in (open_part, won_part):
-            grouped_rows += list(part.values("group").annotate(**aggregates).order_by())
-        merged: dict[Any, dict[str, Any]] = {}
-        for row in grouped_rows:
-            key = row["group"].date() if isinstance(row["group"], dt.datetime) else row["group"]
-            slot = merged.setdefault(key, defaultdict(lambda: 0))
-            for name in aggregates:
-                slot[name] += row[name] or 0
-        keys = sorted(merged)
-        rows = [_forecast_row(str(k), _period_label(k, request.interval), merged[k]) for k in keys]
+        data = {
+            row["group"]: row
+            for row in deals.annotate(group=group).values("group").annotate(**aggregates).order_by()
+        }
+        rows = [
+            _forecast_row(str(starts[k]), _period_label(starts[k], request.interval), data[k])
+            for k in sorted(data)
+            if k < len(starts) - 1
+        ]
     else:
         key_field = "owner_id" if request.by == "owner" else _team_key()
         data = list(deals.values(key_field).annotate(**aggregates).order_by())
@@ -467,31 +509,40 @@ class SalesResult:
         return Table(header, rows)
 
 
-def _sales_key(by: str) -> Any:
+def _sales_key(request: SalesRequest) -> tuple[Any, dict[Any, tuple[str, str]] | None]:
+    """The breakdown's group expression; for periods also each group's (key, label)."""
+    if request.by == "period":
+        starts = _period_starts(request.date_from, request.date_to, "month")
+        names = {k: (str(day), _period_label(day)) for k, day in enumerate(starts[:-1])}
+        return _bucket([Q(created_at__lt=_midnight(day)) for day in starts[1:]]), names
     return {
         "none": Value("all"),
-        "period": TruncMonth("created_at", output_field=DateField()),
         "owner": F("owner_id"),
         "team": F(_team_key()),
         "product": F("product_line_id"),
         "region": Coalesce(F("company__country"), Value("")),
-    }[by]
+    }[request.by], None
 
 
 def sales_metrics(request: SalesRequest) -> SalesResult:
-    """Win rate both ways, average won deal and sales cycle, for deals created in the period."""
+    """Win rate both ways, average won deal and sales cycle, for deals created in the period.
+
+    Counts and sums are one grouped query; the cycle lengths of the won deals (a few thousand
+    numbers, computed in the database) come back to be ranked for the medians.
+    """
     if request.by not in SALES_BREAKDOWNS:
         raise ValueError(f"by={request.by!r} is not one of {', '.join(SALES_BREAKDOWNS)}")
     if request.cycle_from not in CYCLE_STARTS:
         raise ValueError(f"cycle_from={request.cycle_from!r} is not one of created, engaged")
-    start = timezone.make_aware(dt.datetime.combine(request.date_from, dt.time()))
-    end = timezone.make_aware(dt.datetime.combine(request.date_to + dt.timedelta(1), dt.time()))
+    start = _midnight(request.date_from)
+    end = _midnight(request.date_to + dt.timedelta(days=1))
     deals = Deal.objects.filter(created_at__gte=start, created_at__lt=end)
     if request.pipeline_id is not None:
         deals = deals.filter(pipeline_id=request.pipeline_id)
     if request.owner_id is not None:
         deals = deals.filter(owner_id=request.owner_id)
-    deals = deals.annotate(group=_sales_key(request.by))
+    key, periods = _sales_key(request)
+    deals = deals.annotate(group=key)
     won = Q(status=DealStatus.WON)
     counts = {
         row["group"]: row
@@ -506,32 +557,31 @@ def sales_metrics(request: SalesRequest) -> SalesResult:
         .order_by()
     }
     cycle_start = "created_at" if request.cycle_from == "created" else "engaged_at"
-    won_deals = deals.filter(won).annotate(days=DaysBetween(cycle_start, "closed_at"))
-    means = {
-        row["group"]: row["mean"]
-        for row in won_deals.values("group").annotate(mean=Avg("days")).order_by()
-    }
-    medians = _medians(won_deals)
-    overall_median = _medians(won_deals.annotate(group=Value("all")))
-    overall_mean = won_deals.aggregate(mean=Avg("days"))["mean"]
-
-    def norm(key: Any) -> Any:
-        return key.date() if isinstance(key, dt.datetime) else key
-
-    labels = _labels(request.by, {norm(k) for k in counts})
+    cycles: dict[Any, list[float]] = defaultdict(list)
+    for group, days in (
+        deals.filter(won)
+        .annotate(days=DaysBetween(cycle_start, "closed_at"))
+        .values_list("group", "days")
+        .order_by()
+    ):
+        cycles[group].append(days)
+    every_cycle = [d for values in cycles.values() for d in values]
+    if periods is None:
+        labels = _labels(request.by, set(counts))
+        periods = {g: (str(g) if g is not None else "", labels[g]) for g in counts}
     rows = [
         SalesRow(
-            key=str(norm(key)) if key is not None else "",
-            label=labels[norm(key)],
+            key=periods[group][0],
+            label=periods[group][1],
             deals=row["deals"],
             won=row["won"],
             lost=row["lost"],
             open=row["open"],
             won_amount=_money(row["won_amount"]),
-            cycle_median_days=_days(medians.get(key)),
-            cycle_mean_days=_days(means.get(key)),
+            cycle_median_days=_days(_median(cycles.get(group))),
+            cycle_mean_days=_days(_mean(cycles.get(group))),
         )
-        for key, row in counts.items()
+        for group, row in counts.items()
     ]
     if request.by == "period":
         rows.sort(key=lambda r: r.key)
@@ -545,8 +595,8 @@ def sales_metrics(request: SalesRequest) -> SalesResult:
         lost=sum(r.lost for r in rows),
         open=sum(r.open for r in rows),
         won_amount=sum((r.won_amount for r in rows), Decimal(0)),
-        cycle_median_days=_days(overall_median.get("all")),
-        cycle_mean_days=_days(overall_mean),
+        cycle_median_days=_days(_median(every_cycle)),
+        cycle_mean_days=_days(_mean(every_cycle)),
     )
     return SalesResult(request, reporting_currency(), rows, total)
 
@@ -555,20 +605,12 @@ def _days(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
-def _medians(won_deals: QuerySet[Deal]) -> dict[Any, float]:
-    """The median of ``days`` per ``group``, ranked in the database: only the one or two middle
-    rows of each group come back."""
-    ranked = won_deals.annotate(
-        rank=Window(RowNumber(), partition_by=[F("group")], order_by=[F("days").asc(), F("id")]),
-        size=Window(Count("id"), partition_by=[F("group")]),
-    )
-    middle = ranked.filter(Q(rank=(F("size") + 1) / 2) | Q(rank=(F("size") + 2) / 2)).values_list(
-        "group", "days"
-    )
-    collected: dict[Any, list[float]] = defaultdict(list)
-    for key, days in middle:
-        collected[key].append(days)
-    return {key: sum(values) / len(values) for key, values in collected.items()}
+def _median(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return statistics.fmean(values) if values else None
 
 
 # -- the registry entries -----------------------------------------------------------------------

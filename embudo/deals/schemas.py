@@ -122,7 +122,7 @@ class PlanQuery(Schema):
     deal_value: Decimal | None = Field(None, description="Default: measured.")
     period: str | None = Field(None, description="YYYY-MM, YYYY-Qn or YYYY; default this month.")
     rate: list[str] = Field(default_factory=list, description="mql=0.4 or lead:customer=0.05")
-    window_days: int = 365
+    window_days: int = 180
     min_sample: int = 30
     min_deals: int = 10
     team: int | None = None

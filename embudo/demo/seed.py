@@ -51,6 +51,7 @@ from embudo.crm.models import (
     PropertyType,
     TransitionCause,
 )
+from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
 from embudo.tracking.demo import seed_events
 
@@ -478,6 +479,7 @@ STEPS: list[tuple[str, Step]] = [
     ("contacts", seed_contacts),
     ("activities", seed_activities),
     ("events", seed_events),
+    ("deals", seed_deals),
 ]
 
 

@@ -86,7 +86,7 @@
     card.dataset.stage = column.dataset.stage;
     recount(from);
     recount(column);
-    say(board.dataset.msgMoved.replace("%(deal)s", card.dataset.name).replace("%(stage)s", column.dataset.name), false);
+    say(board.dataset.msgMoved.replace("{deal}", card.dataset.name).replace("{stage}", column.dataset.name), false);
   }
 
   board.querySelectorAll(".deal-card").forEach((card) => {
