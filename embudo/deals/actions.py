@@ -470,12 +470,10 @@ def _clean_deal(data: Mapping[str, Any], deal: Deal | None) -> dict[str, Any]:
         values["name"] = name[:255]
     if "external_id" in data:
         external = str(data["external_id"] or "").strip() or None
-        if (
-            external
-            and Deal.objects.filter(external_id=external)
-            .exclude(pk=deal.pk if deal else None)
-            .exists()
-        ):
+        others = Deal.objects.filter(external_id=external)
+        if deal is not None:
+            others = others.exclude(pk=deal.pk)
+        if external and others.exists():
             errors["external_id"] = [f"another deal already has external id {external}"]
         values["external_id"] = external
     if deal is None and "amount" not in data:
@@ -505,7 +503,7 @@ def _clean_deal(data: Mapping[str, Any], deal: Deal | None) -> dict[str, Any]:
             if field in data:
                 values[field] = None
             continue
-        query = model.objects.filter(pk=data[field])
+        query: Any = model.objects.filter(pk=data[field])
         if model is user_model:
             query = query.filter(is_active=True)
         if not _is_id(data[field]) or not query.exists():

@@ -51,7 +51,7 @@ from embudo.deals.schemas import (
     stage_data,
 )
 
-router = Router(tags=["deals"])
+router: Router = Router(tags=["deals"])
 ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error}
 
 

@@ -145,7 +145,9 @@ def _goals(ctx: Any, deals: list[Deal]) -> int:
     won = [
         d.amount_reporting
         for d in deals
-        if d.status == DealStatus.WON and since <= d.closed_at.date() < this_month.start
+        if d.status == DealStatus.WON
+        and d.closed_at is not None
+        and since <= d.closed_at.date() < this_month.start
     ]
     monthly = sum(won, Decimal(0)) / 6 if won else Decimal(20000)
     target = Decimal(math.ceil(monthly * Decimal("1.2") / 1000) * 1000)

@@ -646,7 +646,7 @@ class DealImport(TableImport):
         ):
             # Pipedrive keeps the last open stage and says "won" in a status column.
             stage = self.directory.closing.get((pipeline.pk, status))
-        elif status in (DealStatus.WON, DealStatus.LOST) and stage.kind != status:
+        elif status in (DealStatus.WON, DealStatus.LOST) and stage and stage.kind != status:
             problems.append(
                 (
                     "status",
@@ -673,10 +673,11 @@ class DealImport(TableImport):
             problems.append(("stage", _("pipeline %s has no open stage") % pipeline.name))
             return
         f["pipeline_id"], f["stage"] = pipeline.pk, stage
-        closed = {
+        closing_times: dict[str, Any] = {
             StageKind.WON: f.get("closed_at") or f.get("won_at"),
             StageKind.LOST: f.get("closed_at") or f.get("lost_at"),
-        }.get(stage.kind)
+        }
+        closed = closing_times.get(stage.kind)
         if stage.kind == StageKind.OPEN:
             if not f.get("expected_close_date"):
                 problems.append(("expected_close_date", _("an open deal needs a close date")))

@@ -428,16 +428,14 @@ def make_plan(request: PlanRequest) -> PlanResult:
 
     for stage in reversed(PLAN_STAGES[:-1]):
         below = _next(stage)
-        span = next((r for r in given_spans if r.from_stage == stage), None)
-        target = span.to_stage if span is not None else below
+        starting = next((r for r in given_spans if r.from_stage == stage), None)
+        target = starting.to_stage if starting is not None else below
         if needed.get(target) is None and stage not in inside_span:
             steps[stage] = PlanStep(
                 stage, None, note=f"cannot be planned: {target} has no number to work back from"
             )
-        elif span is not None:
-            steps[stage] = _step(
-                stage, needed[span.to_stage], span.rate, span.to_stage, "given end-to-end"
-            )
+        elif starting is not None:
+            steps[stage] = _step(stage, needed[target], starting.rate, target, "given end-to-end")
         elif stage in given_steps:
             rate = given_steps[stage]
             steps[stage] = _step(stage, needed[below], rate.rate, below, "given")
@@ -471,12 +469,12 @@ def make_plan(request: PlanRequest) -> PlanResult:
                 )
             else:
                 b = broader[stage]
-                short = (
+                thin = (
                     f"{stage}→{below}: only {m.entered} contact(s) entered {stage} in the last "
                     f"{request.window_days} days (minimum {request.min_sample})"
                 )
                 if b.entered >= request.min_sample and b.rate is not None:
-                    notes.append(f"{short}; measured over all history instead (n={b.entered})")
+                    notes.append(f"{thin}; measured over all history instead (n={b.entered})")
                     steps[stage] = _step(
                         stage, needed[below], b.rate, below, "measured over all history", b
                     )
@@ -484,7 +482,7 @@ def make_plan(request: PlanRequest) -> PlanResult:
                     why = (
                         f"no contact that entered {stage} went on to {below}"
                         if b.entered >= request.min_sample
-                        else f"{short}, {b.entered} in all history"
+                        else f"{thin}, {b.entered} in all history"
                     )
                     notes.append(f"{why}: give --rate {stage}=R")
                     steps[stage] = PlanStep(

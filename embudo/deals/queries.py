@@ -138,8 +138,8 @@ def board(
     base = visible_deals(user).filter(pipeline=pipeline)
     if owner_id is not None:
         base = base.filter(owner_id=owner_id)
-    totals = {
-        row["stage_id"]: row
+    totals: dict[int, dict[str, Any]] = {
+        row["stage_id"]: dict(row)
         for row in base.values("stage_id").annotate(n=Count("id"), total=Sum("amount_reporting"))
     }
     columns = []
@@ -149,7 +149,7 @@ def board(
             .select_related("owner", "company")
             .order_by("-stage_changed_at", "-id")[:per_stage]
         )
-        row = totals.get(stage.pk, {})
+        row: dict[str, Any] = totals.get(stage.pk, {})
         columns.append(BoardColumn(stage, deals, row.get("n", 0), row.get("total") or 0))
     return columns
 

@@ -302,13 +302,13 @@ def forecast(request: ForecastRequest) -> ForecastResult:
                 for start_ in starts[1:]
             ]
         )
-        data = {
-            row["group"]: row
+        by_period: dict[int, dict[str, Any]] = {
+            row["group"]: dict(row)
             for row in deals.annotate(group=group).values("group").annotate(**aggregates).order_by()
         }
         rows = [
-            _forecast_row(str(starts[k]), _period_label(starts[k], request.interval), data[k])
-            for k in sorted(data)
+            _forecast_row(str(starts[k]), _period_label(starts[k], request.interval), by_period[k])
+            for k in sorted(by_period)
             if k < len(starts) - 1
         ]
     else:
