@@ -361,3 +361,32 @@ def test_two_rates_for_one_step_are_refused() -> None:
     with pytest.raises(PlanError) as twice:
         plan("mql=0.4", "mql=0.5", revenue=Decimal(20000), deal_value=Decimal(2000))
     assert "given twice" in twice.value.message
+
+
+def test_a_teams_plan_uses_the_teams_goal_and_won_deals() -> None:
+    from tests.factories import make_user
+
+    north = actions.create_team("North")
+    ana, other = make_user("sales"), make_user("sales")
+    actions.set_team(ana, north)
+    actions.set_goal(MAY, "9000", team=north)
+    actions.set_goal(MAY, "50000")
+    for owner, amount in ((ana, "3000"), (other, "500")):
+        won = actions.create_deal(
+            {
+                "name": "d",
+                "amount": amount,
+                "expected_close_date": "2026-05-10",
+                "owner_id": owner.pk,
+            },
+            at=at(2),
+        )
+        actions.win_deal(won, at=at(10))
+
+    result = plan("lead:customer=0.1", team_id=north.pk, deal_value=Decimal(1000))
+
+    assert result.revenue == Decimal("9000.00")
+    assert result.revenue_source == "goal for 2026-05"
+    assert result.revenue_actual == Decimal("3000.00")
+    assert result.step("customer").actual == 1
+    assert any("whole company's" in note for note in result.notes)

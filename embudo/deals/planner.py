@@ -501,6 +501,11 @@ def make_plan(request: PlanRequest) -> PlanResult:
     revenue_actual = actuals["revenue"]
     revenue_expected = (Decimal(revenue) * Decimal(str(elapsed))).quantize(CENT)
     revenue_status = _status(Fraction(revenue_actual), Fraction(revenue), elapsed)
+    if request.team_id is not None or request.owner_id is not None:
+        notes.append(
+            "revenue, deal value and deals won are the team's or rep's; the funnel rates and "
+            "the contacts entering each stage are the whole company's"
+        )
     mqls = needed.get("mql")
     per_month = math.ceil(Fraction(mqls, request.period.months)) if mqls is not None else None
     if mqls is None:

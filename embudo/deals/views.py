@@ -23,6 +23,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embudo.accounts.roles import SALES, role_of
@@ -43,6 +44,22 @@ from embudo.deals.reports import (
 from embudo.reports.render import as_csv, as_json
 
 View = Callable[..., HttpResponse]
+# The plan's words for stages and pace, as the page shows them.
+STAGE_LABELS = {
+    "visitor": gettext_lazy("Visitors"),
+    "lead": gettext_lazy("Leads"),
+    "mql": gettext_lazy("MQLs"),
+    "sql": gettext_lazy("SQLs"),
+    "opportunity": gettext_lazy("Opportunities"),
+    "customer": gettext_lazy("Deals won"),
+}
+PACE_LABELS = {
+    "on track": gettext_lazy("on track"),
+    "behind": gettext_lazy("behind"),
+    "met": gettext_lazy("met"),
+    "missed": gettext_lazy("missed"),
+    "not started": gettext_lazy("not started"),
+}
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
@@ -353,12 +370,14 @@ def plan_page(request: HttpRequest) -> HttpResponse:
         except (PlanError, PeriodError) as failure:
             error = str(failure)
     chart = None
+    steps = []
     if plan is not None:
+        steps = [
+            (s, STAGE_LABELS[s.stage], PACE_LABELS.get(s.status, s.status)) for s in plan.steps
+        ]
         shown = [s for s in reversed(plan.steps) if s.needed is not None]
         chart = {
-            "stages": [
-                s.stage.upper() if s.stage in ("mql", "sql") else s.stage.title() for s in shown
-            ],
+            "stages": [str(STAGE_LABELS[s.stage]) for s in shown],
             "needed": [s.needed for s in shown],
             "actual": [s.actual or 0 for s in shown],
             "names": {"needed": _("Needed"), "actual": _("So far")},
@@ -374,6 +393,8 @@ def plan_page(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "plan": plan,
+            "steps": steps,
+            "revenue_status": PACE_LABELS.get(plan.revenue_status, "") if plan else "",
             "error": error,
             "period": period,
             "goal": goal,
