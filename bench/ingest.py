@@ -125,16 +125,23 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (from /proc)."""
+def cpu_seconds(master: int) -> float:
+    """CPU time (user + system) used so far by the server: the master, its live workers, and
+    the workers it has already reaped (gunicorn recycles them every couple thousand requests)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
+
+    def stat(pid: int) -> list[int]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
+            return [0, 0, 0, 0]
+        return [int(x) for x in fields[11:15]]
+
+    utime, stime, cutime, cstime = stat(master)
+    total = utime + stime + cutime + cstime
+    for pid in children(master):
+        worker = stat(pid)
+        total += worker[0] + worker[1]
     return total / ticks
 
 
@@ -314,10 +321,9 @@ def main() -> None:
         results = {}
         for batch, seconds in runs:
             before = count_events(db)
-            pids = [server.pid, *children(server.pid)]
-            cpu_before = cpu_seconds(pids)
+            cpu_before = cpu_seconds(server.pid)
             result = run_wrk(port, key, batch, seconds, args.connections, workdir)
-            server_cpu = cpu_seconds(pids) - cpu_before
+            server_cpu = cpu_seconds(server.pid) - cpu_before
             stored = count_events(db) - before
             results[batch] = result
             print(

@@ -16,7 +16,7 @@ from embudo.tracking.actions import MAX_BATCH, record_events
 from embudo.tracking.keys import cached_api_key
 from embudo.tracking.models import EventSource
 
-router = Router(tags=["events"])
+router: Router = Router(tags=["events"])
 
 MAX_BODY = 1024 * 1024
 
@@ -121,11 +121,11 @@ def ingest_events(request: HttpRequest) -> HttpResponse:
     body_out = result.as_dict()
     if single:
         if result.rejected:
-            error = result.errors[0]
+            refused = result.errors[0]
             body_out["error"] = {
                 "code": "validation_error",
-                "message": error["reason"],
-                "fields": {error.get("field") or "event": [error["reason"]]},
+                "message": refused["reason"],
+                "fields": {refused.get("field") or "event": [refused["reason"]]},
             }
             return _json(body_out, 422)
         body_out["event_id"] = str(uuid.UUID(result.event_ids[0]))

@@ -50,7 +50,7 @@ DEFAULT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
 CLICK_IDS = {"gclid": "google", "gbraid": "google", "wbraid": "google", "msclkid": "bing"}
 
 # The medium recorded when the visit carried none, by channel.
-IMPLIED_MEDIUM = {
+IMPLIED_MEDIUM: dict[str, str] = {
     Channel.ORGANIC_SEARCH: "organic",
     Channel.ORGANIC_SOCIAL: "social",
     Channel.REFERRAL: "referral",

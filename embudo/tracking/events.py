@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -171,6 +172,7 @@ def parse_event(
     referrer = get("referrer") or ""
     if type(referrer) is not str or len(referrer) > MAX_URL:
         referrer = _text(referrer, "referrer", MAX_URL)
+    utm: Sequence[str]
     if not raw.keys().isdisjoint(UTM_FIELDS):
         utm = [_text(get(name), name, MAX_TEXT) for name in UTM_FIELDS]
     elif "utm_" in url:
@@ -258,7 +260,7 @@ def _traits(value: Any) -> dict[str, str]:
     return traits
 
 
-def _utm_from(url: str) -> list[str] | tuple[str, ...]:
+def _utm_from(url: str) -> Sequence[str]:
     try:
         query = parse_qs(urlsplit(url).query)
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -89,7 +90,7 @@ def sources_report(request: SourcesRequest) -> SourcesReport:
     in_period = Touchpoint.objects.filter(
         occurred_at__gte=request.start, occurred_at__lt=request.end
     )
-    by_channel = {
+    by_channel: dict[str, Mapping[str, Any]] = {
         row["channel"]: row
         for row in in_period.values("channel").annotate(
             touchpoints=Count("id"),

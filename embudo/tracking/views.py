@@ -418,7 +418,7 @@ def form_edit(request: HttpRequest, form_id: int | None = None) -> HttpResponse:
             "form_obj": form,
             "errors": errors,
             "values": values,
-            "fields_text": (values or {}).get("fields")
+            "fields_text": (values.get("fields") if values is not None else None)
             or (field_lines(form.fields) if form else DEFAULT_FIELDS),
             "embed_code": queries.form_embed_code(form, _base_url(request)) if form else "",
             "origins_text": "\n".join(form.allowed_origins) if form else "",
