@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.actions import define_property
+from embudo.crm.actions import CONTACT_FIELDS, define_property
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
@@ -1488,20 +1488,8 @@ class ContactImport(TableImport):
         return changed
 
 
-_CONTACT_FIELDS = (
-    "email",
-    "external_id",
-    "first_name",
-    "last_name",
-    "phone",
-    "job_title",
-    "company_id",
-    "owner_id",
-    "lead_status",
-    "original_source",
-    "original_medium",
-    "original_campaign",
-)
+# The contact columns an import reads and writes are the ones the contact actions accept.
+_CONTACT_FIELDS = CONTACT_FIELDS
 _CONTACT_DEFAULTS: dict[str, Any] = {
     name: None if name in {"email", "external_id", "company_id", "owner_id"} else ""
     for name in _CONTACT_FIELDS
