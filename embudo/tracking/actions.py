@@ -131,7 +131,7 @@ def record_events(
             result.reject(index, raw, invalid.reason, invalid.field)
     if parsed:
         cause = TransitionCause.IMPORT if source == EventSource.IMPORT else TransitionCause.API
-        with ingest_turn(), transaction.atomic():
+        with ingest_turn(len(parsed)), transaction.atomic():
             _store(parsed, source, actor, cause, now, result, first_touch)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])

@@ -208,32 +208,51 @@ def contacts_by(dialect: Dialect, column: str, values: Iterable[Any]) -> dict[An
 
 _thread_lock = threading.Lock()
 _lock_files: dict[str, int] = {}
+# Events written by this process since it last checkpointed the WAL (see ingest_turn).
+_unchecked = 0
+CHECKPOINT_EVERY = 20_000
 
 
 @contextmanager
-def ingest_turn() -> Iterator[None]:
-    """On SQLite, wait for this writer's turn before BEGIN, in a queue the kernel wakes at once.
+def ingest_turn(events: int = 1) -> Iterator[None]:
+    """On SQLite, wait for this writer's turn before BEGIN, in a queue the kernel wakes at once,
+    and keep the WAL checkpoint out of the turn.
 
     SQLite lets one writer in at a time and makes the others poll with growing sleeps (1, 2,
     5… ms) while they wait; many small ingest transactions from several threads and processes
     then spend more time asleep than writing. A thread lock and an ``flock`` on a file beside the
-    database hand the turn straight to the next ingest writer instead. Other writers are
-    unaffected. Inside an already open transaction this does nothing (the lock is ours).
+    database hand the turn straight to the next ingest writer instead. And a commit that crosses
+    SQLite's automatic checkpoint threshold copies the WAL into the database (with fsyncs) while
+    still holding the turn; here automatic checkpoints are paused for the ingest commit, and every
+    ``CHECKPOINT_EVERY`` events a PASSIVE checkpoint runs after the turn is handed on (writers
+    carry on meanwhile). Other writers are unaffected. Inside an already open transaction this
+    does nothing (the lock is ours).
     """
+    global _unchecked
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         yield
         return
     name = str(connection.settings_dict["NAME"])
     path = f"{name}-ingest.lock" if os.path.isabs(name) else ""
+    connection.ensure_connection()
+    raw = connection.connection
+    checkpoint = False
     with _thread_lock:
-        if not path:  # an in-memory test database: one process, the thread lock suffices
-            yield
-            return
-        fd = _lock_files.get(path)
-        if fd is None:
-            fd = _lock_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = -1
+        if path:  # an in-memory test database needs no more than the thread lock
+            fd = _lock_files.get(path, -1)
+            if fd < 0:
+                fd = _lock_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        raw.execute("PRAGMA wal_autocheckpoint=0")
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            raw.execute("PRAGMA wal_autocheckpoint=1000")
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            _unchecked += events
+            if _unchecked >= CHECKPOINT_EVERY:
+                _unchecked, checkpoint = 0, True
+    if checkpoint:
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
