@@ -12,7 +12,7 @@ from embudo.api import ApiError, principal
 from embudo.crm.errors import ValidationFailed
 from embudo.reports import ReportError, get_report, report_names, run_report
 
-router = Router(tags=["reports"])
+router: Router = Router(tags=["reports"])
 
 
 @router.get("/reports", summary="The reports there are")
