@@ -122,6 +122,16 @@ def principal(request: HttpRequest) -> Principal:
     return auth
 
 
+def allow(request: HttpRequest, scope: str, perm: str) -> Principal:
+    """The caller, once it may do this: an API key needs ``scope``; a user, the role's ``perm``."""
+    who = principal(request)
+    if who.api_key is not None:
+        who.require(scope)
+    else:
+        who.require_perm(perm)
+    return who
+
+
 api = NinjaAPI(
     title="Embudo API",
     version="1",

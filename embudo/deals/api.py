@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, principal
+from embudo.api import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import TransitionCause
@@ -56,16 +56,6 @@ ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error}
 
 
 # -- access -------------------------------------------------------------------------------------
-
-
-def allow(request: HttpRequest, scope: str, perm: str) -> Principal:
-    """The caller, once it may do this: an API key needs ``scope``; a user, the role's ``perm``."""
-    who = principal(request)
-    if who.api_key is not None:
-        who.require(scope)
-    else:
-        who.require_perm(perm)
-    return who
 
 
 def _deal(who: Principal, deal_id: int) -> Deal:

@@ -8,16 +8,12 @@ deal page needs the role's ``deals.view_deal`` (marketing has none: 403); the pl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import plotly
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -42,8 +38,8 @@ from embudo.deals.reports import (
     sales_metrics,
 )
 from embudo.reports.render import as_csv, as_json
+from embudo.web.access import role_required
 
-View = Callable[..., HttpResponse]
 # The plan's words for stages and pace, as the page shows them.
 STAGE_LABELS = {
     "visitor": gettext_lazy("Visitors"),
@@ -61,22 +57,6 @@ PACE_LABELS = {
     "not started": gettext_lazy("not started"),
 }
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-def role_required(perm: str) -> Callable[[View], View]:
-    """Logged in, holding a role, and holding the Django model permission ``perm``."""
-
-    def decorator(view: View) -> View:
-        @wraps(view)
-        @login_required
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if role_of(request.user) is None or not request.user.has_perm(perm):
-                raise PermissionDenied(_("Your role does not allow this."))
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def _owners(request: HttpRequest) -> list[Any]:

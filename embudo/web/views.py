@@ -7,15 +7,12 @@ a form the role may not submit is a 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,29 +25,12 @@ from embudo.crm import actions, queries
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Company, Contact, LifecycleStage, ObjectType, PropertyType
 from embudo.crm.properties import PropertyValueError, parse_date
+from embudo.web.access import role_required
 from embudo.web.forms import ActivityForm, ContactFilterForm, StageForm
 
 PAGE_SIZE = 25
 # Past this many matches the list says "more than 10,000" instead of counting every row.
 COUNT_CAP = 10_000
-
-View = Callable[..., HttpResponse]
-
-
-def role_required(perm: str) -> Callable[[View], View]:
-    """Logged in, holding a role, and holding the Django model permission ``perm``."""
-
-    def decorator(view: View) -> View:
-        @wraps(view)
-        @login_required
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if role_of(request.user) is None or not request.user.has_perm(perm):
-                raise PermissionDenied(_("Your role does not allow this."))
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 @login_required
