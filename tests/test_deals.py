@@ -328,3 +328,17 @@ def test_zero_or_negative_goal_is_refused(amount: str) -> None:
 
     assert "greater than zero" in failed.value.errors["amount"][0]
     assert not Goal.objects.exists()
+
+
+def test_merging_two_contacts_on_one_deal_keeps_one_link_and_every_other_deal() -> None:
+    from embudo.crm.actions import merge_contacts
+
+    primary = make_contact(lifecycle_stage="sql", at=days(-9))
+    duplicate = make_contact(lifecycle_stage="sql", at=days(-8))
+    shared = deal(contact_ids=[primary.pk, duplicate.pk])
+    own = deal(name="Second", contact_ids=[duplicate.pk])
+
+    merge_contacts(primary, duplicate)
+
+    assert list(shared.contacts.values_list("pk", flat=True)) == [primary.pk]
+    assert list(own.contacts.values_list("pk", flat=True)) == [primary.pk]

@@ -356,7 +356,18 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
         elif relation.many_to_many:
             through = relation.field.remote_field.through  # type: ignore[attr-defined]
             field = next(f.name for f in through._meta.fields if f.related_model is Contact)
-            through._default_manager.filter(**{field: duplicate}).update(**{field: primary})
+            others = [
+                f.attname
+                for f in through._meta.fields
+                if f.is_relation and f.related_model is not Contact
+            ]
+            rows = through._default_manager
+            # A record linked to both contacts keeps the primary's link; the duplicate's would
+            # break the link table's uniqueness.
+            for other in others:
+                shared = rows.filter(**{field: primary}).values(other)
+                rows.filter(**{field: duplicate, f"{other}__in": shared}).delete()
+            rows.filter(**{field: duplicate}).update(**{field: primary})
     filled: dict[str, Any] = {}
     moved_ids = {"email": duplicate.email, "external_id": duplicate.external_id}
     for name in CONTACT_FIELDS:
