@@ -29,7 +29,11 @@ def register(
 
 
 def items_for(role: str | None, current_path: str = "") -> list[dict[str, object]]:
-    """The entries this role may open, each with its URL and whether it is the current page."""
+    """The entries this role may open, each with its URL and whether it is the current page.
+
+    Only the entry whose URL is the longest prefix of the current path is current, so the
+    pipeline at /deals/ is not lit up on /deals/plan/ when the plan has an entry of its own.
+    """
     entries: list[dict[str, object]] = []
     for item in _ITEMS:
         if role is None or (item.roles and role not in item.roles):
@@ -38,6 +42,16 @@ def items_for(role: str | None, current_path: str = "") -> list[dict[str, object
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        active = current_path.startswith(url) if url != "/" else current_path == "/"
-        entries.append({"url": url, "label": item.label, "active": active})
+        entries.append({"url": url, "label": item.label, "active": False})
+    matches = [
+        entry
+        for entry in entries
+        if (
+            current_path == "/"
+            if entry["url"] == "/"
+            else current_path.startswith(str(entry["url"]))
+        )
+    ]
+    if matches:
+        max(matches, key=lambda entry: len(str(entry["url"])))["active"] = True
     return entries
