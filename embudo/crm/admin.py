@@ -14,6 +14,7 @@ from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from embudo.accounts.admin import ReadOnlyAdmin
 from embudo.crm import actions
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
@@ -134,7 +135,7 @@ class ActivityAdmin(ActionAdmin):
 
 
 @admin.register(LifecycleTransition)
-class LifecycleTransitionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LifecycleTransitionAdmin(ReadOnlyAdmin):
     """The history is a record of what happened: read-only."""
 
     list_display = ("contact", "from_stage", "to_stage", "cause", "changed_at", "actor")
@@ -142,15 +143,6 @@ class LifecycleTransitionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("contact__email",)
     list_select_related = ("contact", "actor")
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PropertyDefinition)

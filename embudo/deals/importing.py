@@ -731,17 +731,7 @@ class DealImport(TableImport):
         editable = {k: v for k, v in data.items() if k in actions.EDITABLE_FIELDS}
         if deal.status != DealStatus.OPEN or stage.kind != StageKind.OPEN:
             editable.pop("forecast_category", None)
-        before = (
-            deal.name,
-            deal.amount,
-            deal.currency,
-            deal.expected_close_date,
-            deal.owner_id,
-            deal.company_id,
-            deal.product_line_id,
-            deal.stage_id,
-            set(deal.contacts.values_list("pk", flat=True)),
-        )
+        before = _snapshot(deal)
         if stage.kind == StageKind.OPEN or deal.stage_id == stage.pk:
             actions.update_deal(deal, editable, actor=self.options.actor, cause="import")
         if deal.stage_id != stage.pk:
@@ -761,17 +751,7 @@ class DealImport(TableImport):
             )
             if stage.kind != StageKind.OPEN:
                 actions.update_deal(deal, editable, actor=self.options.actor, cause="import")
-        after = (
-            deal.name,
-            deal.amount,
-            deal.currency,
-            deal.expected_close_date,
-            deal.owner_id,
-            deal.company_id,
-            deal.product_line_id,
-            deal.stage_id,
-            set(deal.contacts.values_list("pk", flat=True)),
-        )
+        after = _snapshot(deal)
         if before == after:
             self.result.unchanged += 1
         else:
@@ -851,3 +831,18 @@ register_importer(
         gettext_lazy("deals from another CRM, with their stage, amount, close date and contacts"),
     )
 )
+
+
+def _snapshot(deal: Deal) -> tuple[Any, ...]:
+    """What an import row can change on a deal, to tell an updated deal from an unchanged one."""
+    return (
+        deal.name,
+        deal.amount,
+        deal.currency,
+        deal.expected_close_date,
+        deal.owner_id,
+        deal.company_id,
+        deal.product_line_id,
+        deal.stage_id,
+        set(deal.contacts.values_list("pk", flat=True)),
+    )
