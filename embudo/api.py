@@ -244,3 +244,15 @@ from embudo.reports.api import router as reports_router  # noqa: E402
 
 api.add_router("/", deals_router)
 api.add_router("/", reports_router)
+
+from embudo.analytics.api import router as analytics_router  # noqa: E402
+from embudo.handoff.api import router as handoff_router  # noqa: E402
+from embudo.scoring.api import router as scoring_router  # noqa: E402
+from embudo.scoring.predictive.api import router as predictive_router  # noqa: E402
+from embudo.segments.api import router as segments_router  # noqa: E402
+
+api.add_router("/", segments_router)
+api.add_router("/", scoring_router)
+api.add_router("/", predictive_router)
+api.add_router("/", handoff_router)
+api.add_router("/", analytics_router)

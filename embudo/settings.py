@@ -36,6 +36,11 @@ INSTALLED_APPS = [
     "embudo.web",
     "embudo.deals",
     "embudo.tracking",
+    "embudo.segments",
+    "embudo.scoring",
+    "embudo.scoring.predictive",
+    "embudo.handoff",
+    "embudo.analytics",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("deals/", include("embudo.deals.urls")),
+    path("segments/", include("embudo.segments.urls")),
+    path("scoring/", include("embudo.scoring.urls")),
+    path("scoring/predictive/", include("embudo.scoring.predictive.urls")),
+    path("leads/", include("embudo.handoff.urls")),
+    path("analytics/", include("embudo.analytics.urls")),
     path("", include("embudo.tracking.urls")),
     path("", include("embudo.web.urls")),
 ]

@@ -70,6 +70,17 @@ for _role in (SALES, SALES_MANAGER):
     ROLE_PERMISSIONS[_role].update({m: ("view",) for m in (*_CAPTURE_DATA, "campaign")})
 
 
+# Segments and personas (the segments app adds its models here).
+
+# Scoring rules and models (the scoring app adds its models here).
+
+# Predictive scoring (the predictive app adds its models here).
+
+# Handoff, SLA and feedback (the handoff app adds its models here).
+
+# Analytics (the analytics app adds its models here).
+
+
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
     # post_migrate reaches this app before the apps listed after it (crm…) have their

@@ -7,7 +7,8 @@ Each action owns its transaction, records the lifecycle history and the audit en
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -34,6 +35,34 @@ from embudo.crm.models import (
     TransitionCause,
 )
 from embudo.crm.properties import PropertyValueError, coerce, property_name
+
+# Other apps react to what happens to contacts through these hooks, registered from their
+# ``AppConfig.ready()`` and run after the transaction commits (scoring rescores, handoff assigns).
+# A bulk writer (an import, a rescore) calls them once with all the ids it touched.
+#: ``hook(stage, contact_ids)``: the contacts just moved to ``stage``.
+AFTER_STAGE_CHANGE: list[Callable[[str, list[int]], None]] = []
+#: ``hook(contact_ids)``: contacts created, or whose fields, properties or company changed.
+AFTER_CONTACT_CHANGE: list[Callable[[list[int]], None]] = []
+#: ``hook(primary, duplicate)``: runs inside the merge, before the duplicate's rows move over;
+#: an app keeping one row per contact drops the duplicate's here so the move cannot collide.
+BEFORE_MERGE: list[Callable[[Contact, Contact], None]] = []
+
+
+def contacts_moved(stage: str, contact_ids: Iterable[int]) -> None:
+    """Tell the AFTER_STAGE_CHANGE hooks, once the transaction commits."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        for hook in AFTER_STAGE_CHANGE:
+            transaction.on_commit(partial(hook, stage, ids), robust=True)
+
+
+def contacts_changed(contact_ids: Iterable[int]) -> None:
+    """Tell the AFTER_CONTACT_CHANGE hooks, once the transaction commits."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        for hook in AFTER_CONTACT_CHANGE:
+            transaction.on_commit(partial(hook, ids), robust=True)
+
 
 CONTACT_FIELDS = (
     "email",
@@ -256,6 +285,8 @@ def create_contact(
         record_audit("contact.create", "contact", contact.pk, actor=actor)
         if contact.owner_id:
             _notify_new_owner(contact, actor)
+        contacts_changed([contact.pk])
+        contacts_moved(stage, [contact.pk])
     return contact
 
 
@@ -288,6 +319,7 @@ def update_contact(
             )
             if "owner_id" in changes and contact.owner_id:
                 _notify_new_owner(contact, actor)
+            contacts_changed([contact.pk])
         if stage and stage != contact.lifecycle_stage:
             set_lifecycle_stage(contact, stage, cause=cause, actor=actor)
     return contact
@@ -330,6 +362,7 @@ def set_lifecycle_stage(
         )
         contact.lifecycle_stage = stage
         contact.lifecycle_stage_changed_at = when
+        contacts_moved(stage, [contact.pk])
     return transition
 
 
@@ -348,6 +381,8 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
     the merged contact stands at the further of the two funnel stages."""
     if primary.pk == duplicate.pk:
         raise ValidationFailed.one("duplicate", "a contact cannot be merged into itself")
+    for hook in BEFORE_MERGE:
+        hook(primary, duplicate)
     for relation in Contact._meta.related_objects:
         if relation.one_to_many or relation.one_to_one:
             relation.related_model._default_manager.filter(
@@ -402,6 +437,7 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
         actor=actor,
         changes={"merged": duplicate_pk, "filled": _jsonable(filled)},
     )
+    contacts_changed([primary.pk])
     return primary
 
 

@@ -13,8 +13,9 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -102,6 +103,18 @@ class IngestResult:
         }
 
 
+#: ``hook(contact_ids)``, run after commit: these contacts have new events (scoring rescores).
+AFTER_EVENTS: list[Callable[[list[int]], None]] = []
+
+
+def events_recorded(contact_ids: Iterable[int]) -> None:
+    """Tell the AFTER_EVENTS hooks, once the transaction commits."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        for hook in AFTER_EVENTS:
+            transaction.on_commit(partial(hook, ids), robust=True)
+
+
 def record_events(
     items: Sequence[Any],
     *,
@@ -143,6 +156,7 @@ def record_events(
                 _store(parsed, source, actor, cause, now, result, first_touch)
 
         retrying_if_locked(store)
+        events_recorded(result.contact_ids)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
     return result

@@ -1,0 +1,1 @@
+"""Analytics: funnel, velocity, KPIs, attribution, ROI and the shared dashboard."""

@@ -1,0 +1,1 @@
+"""Handoff, the two-sided SLA and sales feedback."""

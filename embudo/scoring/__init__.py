@@ -1,0 +1,1 @@
+"""Fit and engagement scoring: rules, decay, bands, score history and the MQL threshold."""

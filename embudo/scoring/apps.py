@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ScoringConfig(AppConfig):
+    name = "embudo.scoring"
+    label = "scoring"
+    verbose_name = _("Scoring")
+
+    def ready(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Segments and personas: one condition language over contacts, companies, scores, behaviour."""
