@@ -46,6 +46,8 @@ AFTER_CONTACT_CHANGE: list[Callable[[list[int]], None]] = []
 #: ``hook(primary, duplicate)``: runs inside the merge, before the duplicate's rows move over;
 #: an app keeping one row per contact drops the duplicate's here so the move cannot collide.
 BEFORE_MERGE: list[Callable[[Contact, Contact], None]] = []
+#: ``hook(activity_ids)``: activities just logged (the handoff app's first touch).
+AFTER_ACTIVITY: list[Callable[[list[int]], None]] = []
 
 
 def contacts_moved(stage: str, contact_ids: Iterable[int]) -> None:
@@ -54,6 +56,14 @@ def contacts_moved(stage: str, contact_ids: Iterable[int]) -> None:
     if ids:
         for hook in AFTER_STAGE_CHANGE:
             transaction.on_commit(partial(hook, stage, ids), robust=True)
+
+
+def activities_logged(activity_ids: Iterable[int]) -> None:
+    """Tell the AFTER_ACTIVITY hooks, once the transaction commits."""
+    ids = sorted(set(activity_ids))
+    if ids:
+        for hook in AFTER_ACTIVITY:
+            transaction.on_commit(partial(hook, ids), robust=True)
 
 
 def contacts_changed(contact_ids: Iterable[int]) -> None:
@@ -366,6 +376,34 @@ def set_lifecycle_stage(
     return transition
 
 
+def assign_owners(
+    owners: Mapping[int, int | None], *, lead_status: str | None = None, actor: Any = None
+) -> None:
+    """Give many contacts their owners at once (contact id → user id, None: no owner), one
+    update per owner; ``lead_status`` is set on them too. Audited once; no per-contact mail
+    (the caller, a bulk router, tells each owner once)."""
+    if lead_status is not None and lead_status not in (*LeadStatus.values, ""):
+        raise ValidationFailed.one("lead_status", f"{lead_status!r} is not a lead status")
+    by_owner: dict[int | None, list[int]] = {}
+    for contact_id, owner_id in owners.items():
+        by_owner.setdefault(owner_id, []).append(contact_id)
+    now = timezone.now()
+    with transaction.atomic():
+        for owner_id, ids in by_owner.items():
+            values: dict[str, Any] = {"owner_id": owner_id, "updated_at": now}
+            if lead_status is not None:
+                values["lead_status"] = lead_status
+            Contact.objects.filter(pk__in=ids).update(**values)
+        if owners:
+            record_audit(
+                "contact.assign",
+                "contact",
+                actor=actor,
+                changes={"contacts": len(owners), "owners": len(by_owner)},
+            )
+        contacts_changed(owners)
+
+
 def delete_contact(contact: Contact, *, actor: Any = None) -> None:
     with transaction.atomic():
         pk = contact.pk
@@ -553,6 +591,7 @@ def log_activity(contact: Contact, data: Mapping[str, Any], *, actor: Any = None
         activity = Activity.objects.create(contact=contact, actor=_user(actor), **values)
         Contact.objects.filter(pk=contact.pk).update(updated_at=timezone.now())
         record_audit("activity.create", "activity", activity.pk, actor=actor)
+        activities_logged([activity.pk])
     return activity
 
 

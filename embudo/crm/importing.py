@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.actions import CONTACT_FIELDS, define_property
+from embudo.crm.actions import CONTACT_FIELDS, contacts_moved, define_property
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
@@ -1260,7 +1260,11 @@ class ContactImport(TableImport):
     def run(self) -> None:
         self.companies = CompanyIndex()
         self.result.counts.update(companies_created=0, transitions=0)
+        # The contacts whose stage the import set, by stage: told once the import commits.
+        self.moved: dict[str, set[int]] = defaultdict(set)
         super().run()
+        for stage, ids in self.moved.items():
+            contacts_moved(stage, ids)
 
     def write_chunk(self, rows: list[ParsedRow]) -> None:
         emails = [r.fields["email"] for r in rows if "email" in r.fields]
@@ -1318,6 +1322,8 @@ class ContactImport(TableImport):
                 creates.append(self._new_contact(row, values))
                 continue
             changed = self._apply(stored, row, values, history.get(stored["id"], []), transitions)
+            if "lifecycle_stage" in changed:
+                self.moved[stored["lifecycle_stage"]].add(stored["id"])
             if changed:
                 stored["updated_at"] = self.now
                 changed_fields.update(changed)
@@ -1329,8 +1335,9 @@ class ContactImport(TableImport):
             ids = insert_rows(
                 Contact, _CONTACT_INSERTED, [[c[f] for f in _CONTACT_INSERTED] for c, _m in creates]
             )
-            for contact_id, (_contact, moves) in zip(ids, creates, strict=True):
+            for contact_id, (contact, moves) in zip(ids, creates, strict=True):
                 transitions.extend((contact_id, *move) for move in moves)
+                self.moved[contact["lifecycle_stage"]].add(contact_id)
             self.result.changed_ids.extend(ids)
         if updates:
             fields = sorted(changed_fields | {"updated_at"})
