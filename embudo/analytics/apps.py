@@ -8,4 +8,8 @@ class AnalyticsConfig(AppConfig):
     verbose_name = _("Analytics")
 
     def ready(self) -> None:
-        pass
+        from embudo.analytics import dashboard
+        from embudo.web.navigation import register
+
+        register("analytics:dashboard", _("Dashboard"), order=5)
+        dashboard.register_all()
