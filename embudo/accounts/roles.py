@@ -73,6 +73,17 @@ for _role in (SALES, SALES_MANAGER):
 # Segments and personas (the segments app adds its models here).
 
 # Scoring rules and models (the scoring app adds its models here).
+# Marketing and admins set the scoring models and rules; sales managers read them (the MQL
+# threshold is part of the SLA); every role sees the scores of the contacts it may see.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update(
+        {"scoringmodel": _ALL, "scorerule": _ALL}
+        | {m: ("view",) for m in ("contactscore", "scorehistory")}
+    )
+ROLE_PERMISSIONS[SALES_MANAGER].update(
+    {m: ("view",) for m in ("scoringmodel", "scorerule", "contactscore", "scorehistory")}
+)
+ROLE_PERMISSIONS[SALES].update({m: ("view",) for m in ("contactscore", "scorehistory")})
 
 # Predictive scoring (the predictive app adds its models here).
 
