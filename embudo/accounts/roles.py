@@ -71,6 +71,18 @@ for _role in (SALES, SALES_MANAGER):
 
 
 # Segments and personas (the segments app adds its models here).
+# Marketing and admins define segments and personas; sales managers build segments too (for
+# routing and lists) and read personas; every role sees the persona a contact has.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update(
+        {m: _ALL for m in ("segment", "segmentmember", "persona")}
+        | {"personaassignment": ("view",)}
+    )
+ROLE_PERMISSIONS[SALES_MANAGER].update(
+    {"segment": _ALL, "segmentmember": _ALL}
+    | {m: ("view",) for m in ("persona", "personaassignment")}
+)
+ROLE_PERMISSIONS[SALES].update({m: ("view",) for m in ("persona", "personaassignment")})
 
 # Scoring rules and models (the scoring app adds its models here).
 # Marketing and admins set the scoring models and rules; sales managers read them (the MQL
