@@ -1,0 +1,618 @@
+"""Computing scores, set-based: the SQL finds who matches each rule, numpy adds the points up.
+
+:func:`rescore_model` recomputes every contact under one model (rules changed);
+:func:`rescore_contacts` recomputes a few contacts under every enabled model (a new event, a
+changed property). Both compute first and then write, in one transaction, only the rows whose
+score changed, with a history row each; contacts that newly meet a model's MQL rule move to
+``mql``. A failure before the commit leaves every previous score as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import (
+    BooleanField,
+    Case,
+    Expression,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from embudo.crm import actions as crm
+from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition, TransitionCause
+from embudo.scoring.arithmetic import (
+    Params,
+    band_of,
+    cap_fit,
+    engagement_at,
+    normalised_weight,
+    qualifies,
+    total_of,
+)
+from embudo.scoring.models import ContactScore, RuleKind, ScoreHistory, ScoreRule, ScoringModel
+from embudo.tracking.models import Event
+
+# Events older than this many half-lives weigh under 1/65,536 of their points: not read.
+HORIZON_HALF_LIVES = 16
+# Past this many half-lives since its epoch, a full rescore moves the model's epoch to now, so
+# normalised engagement (which grows by 2x per half-life) stays far from overflowing.
+REBASE_HALF_LIVES = 256
+# Stages the MQL rule promotes from: it never moves anyone back down the funnel.
+PROMOTABLE = (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD)
+REASONS_KEPT = 5
+FETCH_ROWS = 100_000
+ID_CHUNK = 5_000
+
+
+class EpochSeconds(Func):
+    """A timestamp as seconds since 1970 (a float), computed by the database."""
+
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler: Any, conn: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            conn,
+            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler: Any, conn: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            conn,
+            template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS double precision)",
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    name: str
+    kind: str
+    condition: Any
+    points: float
+    repeatable: bool
+    max_points: float | None
+
+    @property
+    def counted_events(self) -> float | None:
+        """How many of the most recent matching events count (None: all of them); the last
+        one may count in part, so a cap of 10 on 3-point events allows 3⅓ events."""
+        if not self.repeatable:
+            return 1.0
+        if self.max_points is None or not self.points:
+            return None
+        return max(0.0, self.max_points / abs(self.points))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One model, its numbers and its rules, ready to compute."""
+
+    model_id: int
+    key: str
+    version: int
+    params: Params
+    fit_rules: tuple[Rule, ...]
+    engagement_rules: tuple[Rule, ...]
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.fit_rules + self.engagement_rules
+
+
+def plan_for(model: ScoringModel) -> Plan:
+    rules = [
+        Rule(r.pk, r.name, r.kind, r.condition, r.points, r.repeatable, r.max_points)
+        for r in ScoreRule.objects.filter(model=model).order_by("kind", "position", "pk")
+    ]
+    return Plan(
+        model_id=model.pk,
+        key=model.key,
+        version=model.version,
+        params=Params.of(model),
+        fit_rules=tuple(r for r in rules if r.kind == RuleKind.FIT),
+        engagement_rules=tuple(r for r in rules if r.kind == RuleKind.ENGAGEMENT),
+    )
+
+
+def enabled_plans() -> list[Plan]:
+    return [plan_for(m) for m in ScoringModel.objects.filter(enabled=True).order_by("pk")]
+
+
+def fit_q(rule: Rule, now: dt.datetime) -> Q:
+    from embudo.segments.conditions import compile_condition
+
+    return compile_condition(rule.condition, now)
+
+
+def event_q(rule: Rule, now: dt.datetime) -> Q:
+    from embudo.segments.conditions import compile_event_filter
+
+    return compile_event_filter(rule.condition, now)
+
+
+# -- computing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Computed:
+    """New scores of ``ids`` (sorted) under one plan, as of ``now``."""
+
+    plan: Plan
+    now: dt.datetime
+    ids: np.ndarray
+    contributions: np.ndarray  # (contacts, rules): fit points; engagement normalised
+    fit: np.ndarray = field(init=False)
+    engagement_norm: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n_fit = len(self.plan.fit_rules)
+        self.fit = cap_fit(self.contributions[:, :n_fit].sum(axis=1), self.plan.params)
+        self.engagement_norm = self.contributions[:, n_fit:].sum(axis=1)
+
+
+def compute_all(plan: Plan, now: dt.datetime) -> Computed:
+    """Every contact's score under ``plan``: one query per rule."""
+    ids = _column(Contact.objects.order_by("pk").values_list("pk"))
+    contributions = np.zeros((len(ids), len(plan.rules)))
+    for j, rule in enumerate(plan.fit_rules):
+        matched = _column(Contact.objects.filter(fit_q(rule, now)).values_list("pk"))
+        contributions[_positions(ids, matched), j] = rule.points
+    offset = len(plan.fit_rules)
+    for j, rule in enumerate(plan.engagement_rules):
+        contacts, times = _columns(
+            _events(plan, now)
+            .filter(event_q(rule, now))
+            .values_list("contact_id", EpochSeconds("occurred_at")),
+            2,
+        )
+        contributions[:, offset + j] = _engagement(rule, plan.params, ids, contacts, times)
+    return Computed(plan, now, ids, contributions)
+
+
+def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Computed:
+    """A few contacts' scores under ``plan``: one query for all fit rules, one for all
+    engagement rules (each rule a flag column), so one event costs a couple of queries."""
+    ids = np.unique(np.asarray(contact_ids, dtype=np.int64))
+    ids = _column(Contact.objects.filter(pk__in=ids.tolist()).order_by("pk").values_list("pk"))
+    contributions = np.zeros((len(ids), len(plan.rules)))
+    if not len(ids):
+        return Computed(plan, now, ids, contributions)
+    id_list = ids.tolist()
+    if plan.fit_rules:
+        flags = {f"r{j}": _flag(fit_q(rule, now)) for j, rule in enumerate(plan.fit_rules)}
+        rows = _matrix(Contact.objects.filter(pk__in=id_list).annotate(**flags), ["pk", *flags])
+        positions = _positions(ids, rows[:, 0])
+        for j, rule in enumerate(plan.fit_rules):
+            hit = rows[:, 1 + j] > 0
+            contributions[positions[hit], j] = rule.points
+    if plan.engagement_rules:
+        offset = len(plan.fit_rules)
+        filters = [event_q(rule, now) for rule in plan.engagement_rules]
+        flags = {f"r{j}": _flag(q) for j, q in enumerate(filters)}
+        rows = _matrix(
+            _events(plan, now)
+            .filter(contact_id__in=id_list)
+            .filter(reduce(or_, filters))
+            .annotate(at=EpochSeconds("occurred_at"), **flags),
+            ["contact_id", "at", *flags],
+        )
+        for j, rule in enumerate(plan.engagement_rules):
+            hit = rows[:, 2 + j] > 0
+            contributions[:, offset + j] = _engagement(
+                rule, plan.params, ids, rows[hit, 0], rows[hit, 1]
+            )
+    return Computed(plan, now, ids, contributions)
+
+
+def _events(plan: Plan, now: dt.datetime) -> QuerySet[Event]:
+    horizon = now - dt.timedelta(days=plan.params.half_life_days * HORIZON_HALF_LIVES)
+    return Event.objects.filter(
+        contact__isnull=False, occurred_at__gte=horizon, occurred_at__lte=now
+    )
+
+
+def _flag(q: Q) -> Expression:
+    return Case(When(q, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+def _engagement(
+    rule: Rule, params: Params, ids: np.ndarray, contacts: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Each contact's normalised points from ``rule``'s matching events (contact, time)."""
+    n = len(ids)
+    if not len(contacts):
+        return np.zeros(n)
+    idx = _positions(ids, contacts)
+    known = idx >= 0
+    idx, times = idx[known], times[known]
+    weights = rule.points * normalised_weight(times, params)
+    limit = rule.counted_events
+    if limit is None:
+        return np.bincount(idx, weights=weights, minlength=n)
+    # The most recent events count first: rank each contact's events newest first.
+    order = np.lexsort((-times, idx))
+    idx, weights = idx[order], weights[order]
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
+    share = np.clip(limit - rank, 0.0, 1.0)
+    return np.bincount(idx, weights=weights * share, minlength=n)
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` stands in the sorted ``ids`` (-1: not there)."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if not len(ids):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    idx = np.searchsorted(ids, wanted)
+    idx[idx >= len(ids)] = 0
+    return np.where(ids[idx] == wanted, idx, -1)
+
+
+def _column(queryset: QuerySet[Any]) -> np.ndarray:
+    return _columns(queryset, 1)[0].astype(np.int64)
+
+
+def _columns(queryset: QuerySet[Any], width: int) -> list[np.ndarray]:
+    matrix = _fetch(queryset, width)
+    return [matrix[:, i] for i in range(width)]
+
+
+def _matrix(queryset: QuerySet[Any], names: list[str]) -> np.ndarray:
+    return _fetch(queryset.values_list(*names), len(names))
+
+
+def _fetch(queryset: QuerySet[Any], width: int) -> np.ndarray:
+    """The rows as one float array, read through the database cursor: Django's per-value
+    converters would cost more than the rest of a rescore."""
+    sql, params = queryset.query.sql_with_params()
+    chunks = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), width))
+    return np.concatenate(chunks) if chunks else np.zeros((0, width))
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a computation changed."""
+
+    contacts: int = 0
+    changed: int = 0
+    promoted: list[int] = field(default_factory=list)
+
+
+def save(computed: Computed, *, cause: str, rebase: bool = False) -> Outcome:
+    """Write the changed scores and their history, and promote new MQLs; call inside a
+    transaction (the callers hold one), so a failure leaves the previous scores."""
+    plan, now, params = computed.plan, computed.now, computed.plan.params
+    ids = computed.ids
+    old = _old_scores(plan, ids)
+    new_params = params
+    if rebase:
+        # The model moves its epoch to now: old values are re-expressed against it.
+        new_params = _rebased(params, now)
+        factor = params.growth(now)
+        computed.engagement_norm = computed.engagement_norm / factor
+        computed.contributions[:, len(plan.fit_rules) :] /= factor
+        ScoringModel.objects.filter(pk=plan.model_id).update(epoch=now)
+        old.engagement_norm = old.engagement_norm / factor
+
+    fit, norm = computed.fit, computed.engagement_norm
+    engagement = engagement_at(norm, new_params, now)
+    total = total_of(fit, engagement, new_params)
+    met = qualifies(fit, engagement, total, new_params)
+
+    old_engagement = engagement_at(old.engagement_norm, new_params, now)
+    old_met = qualifies(
+        old.fit, old_engagement, total_of(old.fit, old_engagement, new_params), new_params
+    )
+    changed = ~np.isclose(fit, old.fit, rtol=1e-9, atol=1e-9) | ~np.isclose(
+        norm, old.engagement_norm, rtol=1e-9, atol=1e-12
+    )
+    # Score rows exist only for contacts with something to say; a missing row reads as zero.
+    changed &= old.exists | (fit != 0) | (norm != 0)
+    flag_changed = old.exists & (old.qualified != met)
+    write = changed | flag_changed
+    crossing = met & ~(old.qualified & old_met)
+
+    rows = np.flatnonzero(write)
+    if len(rows):
+        growth = new_params.growth(now)
+        per_rule_now = computed.contributions[rows].copy()
+        per_rule_now[:, len(plan.fit_rules) :] /= growth
+        reasons, named = _reasons(plan.rules, per_rule_now)
+        _write_scores(
+            plan, ids[rows], fit[rows], norm[rows], met[rows], old.row_id[rows], reasons, now
+        )
+        history_rows = np.flatnonzero(changed[rows])
+        bands = band_of(total[rows], new_params)
+        _write_history(
+            plan,
+            ids[rows][history_rows],
+            fit[rows][history_rows],
+            engagement[rows][history_rows],
+            total[rows][history_rows],
+            bands[history_rows],
+            [named[i] for i in history_rows],
+            now,
+            cause,
+        )
+    promoted = _promote(plan, ids[crossing].tolist(), now)
+    return Outcome(contacts=len(ids), changed=int(changed.sum()), promoted=promoted)
+
+
+@dataclass
+class _Old:
+    exists: np.ndarray
+    row_id: np.ndarray
+    fit: np.ndarray
+    engagement_norm: np.ndarray
+    qualified: np.ndarray
+
+
+def _old_scores(plan: Plan, ids: np.ndarray) -> _Old:
+    n = len(ids)
+    old = _Old(
+        exists=np.zeros(n, dtype=bool),
+        row_id=np.zeros(n, dtype=np.int64),
+        fit=np.zeros(n),
+        engagement_norm=np.zeros(n),
+        qualified=np.zeros(n, dtype=bool),
+    )
+    rows = ContactScore.objects.filter(model_id=plan.model_id)
+    if n <= ID_CHUNK:
+        rows = rows.filter(contact_id__in=ids.tolist())
+    matrix = _matrix(rows, ["contact_id", "pk", "fit", "engagement_norm", "qualified"])
+    idx = _positions(ids, matrix[:, 0])
+    known = idx >= 0
+    idx, matrix = idx[known], matrix[known]
+    old.exists[idx] = True
+    old.row_id[idx] = matrix[:, 1].astype(np.int64)
+    old.fit[idx] = matrix[:, 2]
+    old.engagement_norm[idx] = matrix[:, 3]
+    old.qualified[idx] = matrix[:, 4] > 0
+    return old
+
+
+def _rebased(params: Params, now: dt.datetime) -> Params:
+    from dataclasses import replace
+
+    return replace(params, epoch=now)
+
+
+def needs_rebase(params: Params, now: dt.datetime) -> bool:
+    return (now - params.epoch).total_seconds() / params.half_life_seconds > REBASE_HALF_LIVES
+
+
+def _reasons(rules: Sequence[Rule], per_rule: np.ndarray) -> tuple[list[str], list[list[Any]]]:
+    """Per contact: the JSON of {rule id: points} kept on the score, and [[rule name, points]]
+    kept in the history; the largest few, by size."""
+    keep = min(REASONS_KEPT, per_rule.shape[1])
+    if not keep:
+        return ["{}"] * len(per_rule), [[] for _ in range(len(per_rule))]
+    order = np.argsort(-np.abs(per_rule), axis=1, kind="stable")[:, :keep]
+    points = np.round(np.take_along_axis(per_rule, order, axis=1), 2)
+    rule_ids = [r.id for r in rules]
+    names = [r.name for r in rules]
+    as_json: list[str] = []
+    named: list[list[Any]] = []
+    for row_order, row_points in zip(order.tolist(), points.tolist(), strict=True):
+        pairs = [(j, p) for j, p in zip(row_order, row_points, strict=True) if p]
+        as_json.append("{" + ", ".join(f'"{rule_ids[j]}": {p!r}' for j, p in pairs) + "}")
+        named.append([[names[j], p] for j, p in pairs])
+    return as_json, named
+
+
+def _json_placeholder() -> str:
+    return "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+
+
+def _write_scores(
+    plan: Plan,
+    contact_ids: np.ndarray,
+    fit: np.ndarray,
+    norm: np.ndarray,
+    met: np.ndarray,
+    row_ids: np.ndarray,
+    reasons: list[str],
+    now: dt.datetime,
+) -> None:
+    """Update the rows that exist and insert the others, with executemany: the ORM would build
+    a model object per row, which a million-contact rescore cannot afford."""
+    quote = connection.ops.quote_name
+    table = quote(ContactScore._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    json_ph = _json_placeholder()
+    existing = row_ids > 0
+    with connection.cursor() as cursor:
+        if existing.any():
+            cursor.executemany(
+                f"UPDATE {table} SET {quote('fit')} = %s, {quote('engagement_norm')} = %s, "
+                f"{quote('reasons')} = {json_ph}, {quote('qualified')} = %s, "
+                f"{quote('computed_at')} = %s WHERE {quote('id')} = %s",
+                zip(
+                    fit[existing].tolist(),
+                    norm[existing].tolist(),
+                    [r for r, e in zip(reasons, existing, strict=True) if e],
+                    met[existing].tolist(),
+                    [at] * int(existing.sum()),
+                    row_ids[existing].tolist(),
+                    strict=True,
+                ),
+            )
+        fresh = ~existing
+        if fresh.any():
+            cursor.executemany(
+                f"INSERT INTO {table} ({quote('contact_id')}, {quote('model_id')}, {quote('fit')}, "
+                f"{quote('engagement_norm')}, {quote('reasons')}, {quote('qualified')}, "
+                f"{quote('computed_at')}) VALUES (%s, %s, %s, %s, {json_ph}, %s, %s)",
+                zip(
+                    contact_ids[fresh].tolist(),
+                    [plan.model_id] * int(fresh.sum()),
+                    fit[fresh].tolist(),
+                    norm[fresh].tolist(),
+                    [r for r, f in zip(reasons, fresh, strict=True) if f],
+                    met[fresh].tolist(),
+                    [at] * int(fresh.sum()),
+                    strict=True,
+                ),
+            )
+
+
+def _write_history(
+    plan: Plan,
+    contact_ids: np.ndarray,
+    fit: np.ndarray,
+    engagement: np.ndarray,
+    total: np.ndarray,
+    bands: np.ndarray,
+    named: list[list[Any]],
+    now: dt.datetime,
+    cause: str,
+) -> None:
+    if not len(contact_ids):
+        return
+    quote = connection.ops.quote_name
+    table = quote(ScoreHistory._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    columns = ", ".join(
+        quote(c)
+        for c in (
+            "contact_id",
+            "model_id",
+            "at",
+            "fit",
+            "engagement",
+            "total",
+            "band",
+            "reasons",
+            "cause",
+        )
+    )
+    count = len(contact_ids)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+            f"{_json_placeholder()}, %s)",
+            zip(
+                contact_ids.tolist(),
+                [plan.model_id] * count,
+                [at] * count,
+                np.round(fit, 4).tolist(),
+                np.round(engagement, 4).tolist(),
+                np.round(total, 4).tolist(),
+                bands.tolist(),
+                [json.dumps(n, ensure_ascii=False) for n in named],
+                [cause[:32]] * count,
+                strict=True,
+            ),
+        )
+
+
+def _promote(plan: Plan, contact_ids: list[int], now: dt.datetime) -> list[int]:
+    """Move the contacts that just met the MQL rule, if still subscribers or leads, to ``mql``."""
+    if not contact_ids:
+        return []
+    note = f"scoring model {plan.key}"
+    promotable: list[tuple[int, str]] = []
+    for chunk in _chunks(contact_ids):
+        promotable += Contact.objects.filter(
+            pk__in=chunk, lifecycle_stage__in=PROMOTABLE
+        ).values_list("pk", "lifecycle_stage")
+    if len(promotable) == 1:
+        contact = Contact.objects.get(pk=promotable[0][0])
+        crm.set_lifecycle_stage(
+            contact, LifecycleStage.MQL, cause=TransitionCause.RULE, at=now, note=note
+        )
+        return [contact.pk]
+    moved = [pk for pk, _stage in promotable]
+    LifecycleTransition.objects.bulk_create(
+        (
+            LifecycleTransition(
+                contact_id=pk,
+                from_stage=stage,
+                to_stage=LifecycleStage.MQL,
+                changed_at=now,
+                cause=TransitionCause.RULE,
+                note=note,
+            )
+            for pk, stage in promotable
+        ),
+        batch_size=2_000,
+    )
+    for chunk in _chunks(moved):
+        Contact.objects.filter(pk__in=chunk).update(
+            lifecycle_stage=LifecycleStage.MQL,
+            lifecycle_stage_changed_at=now,
+            updated_at=timezone.now(),
+        )
+    crm.contacts_moved(LifecycleStage.MQL, moved)
+    return moved
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), ID_CHUNK):
+        yield ids[start : start + ID_CHUNK]
+
+
+# -- the two entry points -----------------------------------------------------------------------
+
+
+def rescore_model(
+    model: ScoringModel, *, now: dt.datetime | None = None, cause: str = "rules"
+) -> Outcome:
+    """Recompute every contact under ``model``; nothing is written unless all of it is."""
+    now = now or timezone.now()
+    plan = plan_for(model)
+    computed = compute_all(plan, now)
+    with transaction.atomic():
+        return save(computed, cause=cause, rebase=needs_rebase(plan.params, now))
+
+
+def rescore_contacts(
+    contact_ids: Iterable[int], *, now: dt.datetime | None = None, cause: str = "update"
+) -> dict[str, Outcome]:
+    """Recompute these contacts under every enabled model."""
+    now = now or timezone.now()
+    ids = sorted(set(contact_ids))
+    outcomes: dict[str, Outcome] = {}
+    if not ids:
+        return outcomes
+    for plan in enabled_plans():
+        total = Outcome()
+        for chunk in _chunks(ids):
+            computed = compute_some(plan, chunk, now)
+            with transaction.atomic():
+                outcome = save(computed, cause=cause)
+            total.contacts += outcome.contacts
+            total.changed += outcome.changed
+            total.promoted += outcome.promoted
+        outcomes[plan.key] = total
+    return outcomes
+
+
+def half_lives(seconds: float, params: Params) -> float:
+    return seconds / params.half_life_seconds if params.half_life_seconds else math.inf
