@@ -9,11 +9,14 @@ vectorised numpy over them, never a Python loop over contacts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.db.models import Case, F, FloatField, Func, IntegerField, QuerySet, Value, When
 from django.db.models.fields.json import KeyTextTransform
@@ -102,12 +105,13 @@ def company_properties() -> list[str]:
 
 
 def persona_available() -> bool:
-    """Personas come from the segments app; the breakdown lights up once it offers them."""
+    """Personas come from the segments app, which keeps each contact's current persona in a
+    one-to-one row (``Contact.persona_assignment``); the breakdown lights up once it exists."""
     try:
-        from embudo.segments import queries  # noqa: F401
-    except ImportError:
+        Contact._meta.get_field("persona_assignment")
+    except FieldDoesNotExist:
         return False
-    return hasattr(queries, "contact_persona_expression")
+    return True
 
 
 def day_start(day: dt.date) -> dt.datetime:
@@ -182,11 +186,11 @@ def contacts_in_scope(filters: Filters) -> QuerySet[Contact]:
     if filters.persona is not None:
         if not persona_available():
             raise ReportError("the persona filter needs personas, which do not exist yet")
-        from embudo.segments import queries as segments
-
-        contacts = contacts.annotate(persona=segments.contact_persona_expression()).filter(
-            persona=filters.persona
-        )
+        persona = filters.persona
+        if persona.isdigit():
+            contacts = contacts.filter(persona_assignment__persona_id=int(persona))
+        else:
+            contacts = contacts.filter(persona_assignment__persona__name=persona)
     return contacts
 
 
@@ -219,7 +223,35 @@ class History:
         return len(self.ids)
 
 
+# One dashboard page runs several reports over the same period and filters: inside
+# shared_history() they read the history (and each breakdown's groups) once.
+_SHARED: ContextVar[dict[Any, Any] | None] = ContextVar("analytics_shared", default=None)
+
+
+@contextmanager
+def shared_history() -> Iterator[None]:
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared(key: Any, build: Callable[[], Any]) -> Any:
+    cache = _SHARED.get()
+    if cache is None:
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 def load_history(request: FunnelRequest) -> History:
+    key = ("history", request.date_from, request.date_to, request.filters)
+    return _shared(key, lambda: _load_history(request))  # type: ignore[no-any-return]
+
+
+def _load_history(request: FunnelRequest) -> History:
     start, end = period_bounds(request)
     entered = LifecycleTransition.objects.filter(
         to_stage__in=STAGES, changed_at__gte=start, changed_at__lt=end
@@ -285,9 +317,7 @@ def first_reach(
     """For each cohort contact that later reached ``min_rank`` or beyond (at or after its entry,
     within the window): the contact index and the history row of its first such transition."""
     anchor = group.anchor_by_contact(history.size)
-    candidates = np.flatnonzero(
-        (history.rank >= min_rank) & (history.rank <= EVANGELIST_RANK)
-    )
+    candidates = np.flatnonzero((history.rank >= min_rank) & (history.rank <= EVANGELIST_RANK))
     since = anchor[history.contact[candidates]]
     with np.errstate(invalid="ignore"):
         ok = history.at[candidates] >= since  # NaN (not in the cohort) compares False
@@ -335,9 +365,7 @@ def _key_expression(breakdown: str) -> Any:
         )
         return Coalesce(Subquery(first), Value(""))
     if breakdown == "persona":
-        from embudo.segments import queries as segments
-
-        return Coalesce(segments.contact_persona_expression(), Value(""))
+        return Coalesce(F("persona_assignment__persona__name"), Value(""))
     name = breakdown.removeprefix("company.")
     if name in COMPANY_FIELDS:
         if name == "employees":
@@ -347,6 +375,18 @@ def _key_expression(breakdown: str) -> Any:
 
 
 def groups_for(history: History, request: FunnelRequest) -> Groups:
+    key = (
+        "groups",
+        request.date_from,
+        request.date_to,
+        request.filters,
+        request.breakdown,
+        request.interval,
+    )
+    return _shared(key, lambda: _groups_for(history, request))  # type: ignore[no-any-return]
+
+
+def _groups_for(history: History, request: FunnelRequest) -> Groups:
     if request.breakdown == "none":
         return Groups(["All"], ["all"], np.zeros(history.size, dtype=np.int64))
     if request.breakdown == "period":
@@ -389,8 +429,13 @@ def _group_labels(breakdown: str, values: list[Any]) -> list[str]:
         from django.contrib.auth import get_user_model
 
         ids = [int(v) for v in values if v is not None and float(v) >= 0]
-        users = {u.pk: (u.get_full_name() or u.get_username()) for u in get_user_model().objects.filter(pk__in=ids)}
-        return [users.get(int(v), f"user {int(v)}") if float(v) >= 0 else "Unassigned" for v in values]
+        users = {
+            u.pk: (u.get_full_name() or u.get_username())
+            for u in get_user_model().objects.filter(pk__in=ids)
+        }
+        return [
+            users.get(int(v), f"user {int(v)}") if float(v) >= 0 else "Unassigned" for v in values
+        ]
     if breakdown == "channel":
         from embudo.tracking.models import Channel
 
@@ -452,10 +497,11 @@ def skip_label(stage: str) -> str:
 
 
 def jump_label(stage: str) -> str:
+    """How a conversion that skipped the next stage is named, e.g. "went past sql without it"."""
     rank = RANKS[stage]
-    if rank + 2 > len(STAGES):
+    if rank >= len(STAGES) - 1:
         return ""
-    return f"reached {STAGES[rank + 2] if rank + 2 < len(STAGES) else 'beyond'} without {STAGES[rank + 1]}"
+    return f"went past {STAGES[rank + 1]} without entering it"
 
 
 @dataclass(frozen=True)
@@ -490,7 +536,11 @@ class FunnelResult:
         }
 
     def table(self) -> Table:
-        by = "Period" if self.request.mode == "period" or self.request.breakdown == "period" else "Group"
+        by = (
+            "Period"
+            if self.request.mode == "period" or self.request.breakdown == "period"
+            else "Group"
+        )
         if self.request.mode == "period":
             header = [by, "Stage", "Entries", "Contacts", "Entered skipping the previous stage"]
             rows = [
@@ -553,7 +603,7 @@ def funnel(request: FunnelRequest) -> FunnelResult:
     built = [
         FunnelGroup(key, label, _steps(counts[g], request.mode))
         for g, (key, label) in enumerate(zip(groups.keys, groups.labels, strict=True))
-        if request.breakdown == "period" or counts[g, :, 0].any()
+        if request.breakdown == "period" or (request.breakdown != "none" and counts[g, :, 0].any())
     ]
     notes = [
         "cohort: the contacts that entered each stage in the period, each counted once (at its "
@@ -563,8 +613,7 @@ def funnel(request: FunnelRequest) -> FunnelResult:
         if request.mode == "cohort"
         else "period: stage entries in each period (a contact recycled through a stage twice "
         "counts as two entries and one contact)",
-        "periods and their borders are in the time zone "
-        f"{timezone.get_current_timezone_name()}",
+        f"periods and their borders are in the time zone {timezone.get_current_timezone_name()}",
     ]
     total = FunnelGroup("total", "Total", _steps(total_counts[0], request.mode))
     return FunnelResult(request, built, total, notes)
@@ -695,7 +744,9 @@ SPEC = ReportSpec(
     run=_run,
     permission="crm.view_lifecycletransition",
     options=(
-        ReportOption("mode", "cohort (entered, then followed) or period (entries)", MODES, "cohort"),
+        ReportOption(
+            "mode", "cohort (entered, then followed) or period (entries)", MODES, "cohort"
+        ),
         BREAKDOWN_OPTION,
         ReportOption("window", "cohort: count conversions only within this many days"),
         ReportOption("interval", "period length for mode=period and breakdown=period", INTERVALS),

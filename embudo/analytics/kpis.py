@@ -38,7 +38,11 @@ class EntriesRow:
     new: dict[str, int]  # contacts entering each stage in the row's period / group
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, **{f"new_{s}": n for s, n in self.new.items()}}
+        return {
+            "key": self.key,
+            "label": self.label,
+            **{f"new_{s}": n for s, n in self.new.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -149,9 +153,11 @@ def goal_pacing(team_id: int | None, now: dt.datetime | None = None) -> Pacing |
 
     moment = now or timezone.now()
     period = current("month")
-    goal = goals().filter(
-        period_kind=period.kind, period_start=period.start, team_id=team_id, owner=None
-    ).first()
+    goal = (
+        goals()
+        .filter(period_kind=period.kind, period_start=period.start, team_id=team_id, owner=None)
+        .first()
+    )
     if goal is None:
         return None
     won = forecast(

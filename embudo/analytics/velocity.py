@@ -194,7 +194,7 @@ def velocity(request: FunnelRequest) -> VelocityResult:
         return spans
 
     built = []
-    for code in range(n):
+    for code in range(n if request.breakdown != "none" else 0):
         spans = group_spans(code)
         if request.breakdown == "period" or any(s.entered for s in spans):
             built.append(VelocityGroup(groups.keys[code], groups.labels[code], spans))
