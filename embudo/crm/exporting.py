@@ -105,9 +105,11 @@ def export_csv(
     user: Any = None,
     actor: Any = None,
     chunk_size: int = CHUNK_SIZE,
+    where: Q | None = None,
 ) -> int:
-    """Write every record of ``kind`` (those ``user`` may see, when given) as CSV to ``out``;
-    returns the number of records written."""
+    """Write every record of ``kind`` (those ``user`` may see, when given; those matching
+    ``where``, a segment's members say, when given) as CSV to ``out``; returns the number of
+    records written."""
     exporter = discover_exporters().get(kind)
     if exporter is None:
         raise ExportError(
@@ -117,6 +119,8 @@ def export_csv(
     query = exporter.queryset()
     if user is not None and exporter.visible_to is not None:
         query = query.filter(exporter.visible_to(user))
+    if where is not None:
+        query = query.filter(where)
     groups = [(group, list(group.headers())) for group in exporter.groups]
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     writer.writerow([header for _group, headers in groups for header in headers])
