@@ -311,6 +311,13 @@ def _schedule_rescore(model: ScoringModel) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
+def request_rescore(model: ScoringModel, *, actor: Any = None) -> None:
+    """Rescore everyone under ``model`` in the background (after the caller's commit)."""
+    with transaction.atomic():
+        record_audit("scoring.model.rescore", "scoringmodel", model.pk, actor=actor)
+        _schedule_rescore(model)
+
+
 def rescore_model(
     model: ScoringModel, *, version: int | None = None, now: dt.datetime | None = None
 ) -> engine.Outcome | None:
