@@ -10,6 +10,12 @@ full COUNT(*) would cost next to the capped count the list shows.
     python3 bench/list_pages.py                         # 100,000 contacts on SQLite
     python3 bench/list_pages.py --contacts 20000 --repeat 10
     python3 bench/list_pages.py --postgres postgres://postgres@127.0.0.1:5432
+    python3 bench/list_pages.py --bigdata               # the shared 1M-contact database
+    python3 bench/list_pages.py --bigdata --contacts 100000 --events 1000000
+
+With --bigdata the pages are timed on a copy of the shared big database (bench/bigdata.py)
+instead of an import: its users marketing1, manager and rep01 stand in for marketer, manager
+and rep1.
 """
 
 from __future__ import annotations
@@ -100,6 +106,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--companies", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
     parser.add_argument(
+        "--bigdata", action="store_true", help="time a copy of the shared big database"
+    )
+    parser.add_argument("--events", type=int, help="with --bigdata (default: 10 per contact)")
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         help="server URL without a database name; a throwaway database is created and dropped",
@@ -132,6 +142,13 @@ def write_csv(path: Path, contacts: int, companies: int) -> None:
 
 def main() -> None:
     args = parse_args()
+    # Who plays each part, and an email to search for: the import's, or the big database's.
+    args.logins = {"marketer": "marketer", "manager": "manager", "rep1": "rep1"}
+    args.password = PASSWORD
+    args.email_probe = "contact4242@"
+    if args.bigdata:
+        run_bigdata(args)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="embudo-bench-pages-"))
     os.environ["EMBUDO_DATA_DIR"] = str(workdir / "data")
     os.environ.pop("EMBUDO_DATABASE_URL", None)
@@ -159,16 +176,36 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def run_bigdata(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from bigdata import PASSWORD as BIG_PASSWORD
+    from bigdata import prepare
+
+    events = args.events or args.contacts * 10
+    path = prepare("list_pages", contacts=args.contacts, events=events)
+    os.environ["EMBUDO_ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+    from embudo.crm.models import Contact
+
+    args.logins = {"marketer": "marketing1", "manager": "manager", "rep1": "rep01"}
+    args.password = BIG_PASSWORD
+    email = Contact.objects.filter(pk=4242).values_list("email", flat=True).first() or "x@"
+    args.email_probe = email.split("@")[0] + "@"
+    print(f"database: {path} ({args.contacts:,} contacts, {events:,} events)")
+    time_pages(args)
+    count_costs(args)
+
+
 def run(args: argparse.Namespace, workdir: Path) -> None:
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
 
     from embudo.accounts.actions import create_user
-    from embudo.crm import queries
     from embudo.crm.models import Contact
 
     print(
@@ -199,9 +236,16 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             cursor.execute("ANALYZE")
         print("\nafter ANALYZE:")
         time_pages(args)
+    count_costs(args)
+
+
+def count_costs(args: argparse.Namespace) -> None:
+    from django.contrib.auth import get_user_model
+
+    from embudo.crm import queries
 
     print("\nwhat the count in the list header costs:")
-    marketer = get_user_model().objects.get(username="marketer")
+    marketer = get_user_model().objects.get(username=args.logins["marketer"])
     for label, filters in (
         ("all contacts", queries.ContactFilter()),
         ("search 'gar'", queries.ContactFilter(search="gar")),
@@ -229,13 +273,15 @@ def time_pages(args: argparse.Namespace) -> None:
     from embudo.crm.models import Contact
 
     oldest = Contact.objects.order_by("id").values_list("id", flat=True)[50]
-    contact_id = Contact.objects.filter(owner__username="rep1").values_list("id", flat=True)[0]
+    contact_id = Contact.objects.filter(owner__username=args.logins["rep1"]).values_list(
+        "id", flat=True
+    )[0]
     company_id = Contact.objects.exclude(company=None).values_list("company_id", flat=True)[0]
     cases: list[tuple[str, str, str]] = [
         ("marketer", "/contacts/", "contacts list, first page"),
         ("marketer", f"/contacts/?after={oldest}", "contacts list, last pages (keyset)"),
         ("marketer", "/contacts/?q=gar", "search 'gar' (name prefix)"),
-        ("marketer", "/contacts/?q=contact4242@", "search by email"),
+        ("marketer", f"/contacts/?q={args.email_probe}", "search by email"),
         ("marketer", "/contacts/?q=zzz", "search with no match"),
         ("marketer", "/contacts/?stage=mql", "filter stage=mql"),
         ("manager", "/contacts/?owner=none&stage=sql", "filter unassigned + sql"),
@@ -252,7 +298,7 @@ def time_pages(args: argparse.Namespace) -> None:
         client = clients.get(username)
         if client is None:
             client = clients[username] = Client()
-            assert client.login(username=username, password=PASSWORD)
+            assert client.login(username=args.logins[username], password=args.password)
         client.get(url)  # warm the caches, as a second visit would
         timings = []
         for _ in range(args.repeat):
