@@ -19,7 +19,7 @@ from embudo.accounts.models import Scope
 from embudo.api import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
 from embudo.scoring import actions, queries
-from embudo.scoring.models import ScoringModel, ScoreRule
+from embudo.scoring.models import ScoreRule, ScoringModel
 from embudo.segments.conditions import ConditionError, describe_condition
 
 router = Router(tags=["Scoring"])

@@ -62,7 +62,7 @@ def model_by_key(key: str) -> ScoringModel | None:
 
 
 def rules_of(model: ScoringModel) -> QuerySet[ScoreRule]:
-    return ScoreRule.objects.filter(model=model).order_by("kind", "position", "pk")
+    return ScoreRule.objects.filter(model=model).order_by("position", "pk")
 
 
 def contact_scores(contact_id: int, *, at: dt.datetime | None = None) -> list[Score]:
