@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from embudo.accounts.actions import create_api_key
 from embudo.crm import actions as crm
 from embudo.scoring import actions
-from embudo.scoring.models import ScoringModel, ScoreRule
+from embudo.scoring.models import ScoreRule, ScoringModel
 from embudo.tracking import actions as tracking
 from tests.factories import make_contact, make_user
 from tests.factories_scoring import event_rule, fit_rule, make_model
