@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from embudo.analytics.funnel import STAGES, default_range, shared_history
 from embudo.crm.models import LifecycleStage
@@ -134,6 +134,34 @@ class Section:
     note: str | Promise = ""
 
 
+# The reports' column names (English in the CSV and the CLI), for the page to translate.
+COLUMN_NAMES = (
+    gettext_noop("Group"),
+    gettext_noop("Period"),
+    gettext_noop("Source"),
+    gettext_noop("Campaign"),
+    gettext_noop("Stage"),
+    gettext_noop("Entered"),
+    gettext_noop("Entries"),
+    gettext_noop("Contacts"),
+    gettext_noop("Entered skipping the previous stage"),
+    gettext_noop("Converted to the next stage"),
+    gettext_noop("Converted skipping the next stage"),
+    gettext_noop("Conversion rate"),
+    gettext_noop("Measured"),
+    gettext_noop("Still in stage"),
+    gettext_noop("Median (days)"),
+    gettext_noop("P75 (days)"),
+    gettext_noop("P90 (days)"),
+    gettext_noop("Mean (days)"),
+    gettext_noop("New leads"),
+    gettext_noop("New mqls"),
+    gettext_noop("New sqls"),
+    gettext_noop("New opportunities"),
+    gettext_noop("New customers"),
+)
+
+
 def _stage(stage: str) -> str:
     return str(LifecycleStage(stage).label) if stage in LifecycleStage.values else stage
 
@@ -160,8 +188,22 @@ def _translated(table: Table, limit: int = 40) -> Table:
         for row in table.rows[:limit]
     ]
     words = {"lead_to_customer": _("Lead → customer"), "Total": _("Total"), "All": _("All")}
-    rows = [[words.get(v, v) if isinstance(v, str) else v for v in row] for row in rows]
+    rows = [[words.get(v, v) if isinstance(v, str) else _cell(v) for v in row] for row in rows]
     return Table(header, rows)
+
+
+def _cell(value: Any) -> Any:
+    """A number as the CSV writes it (so the page and the download agree), with thousands
+    separators for whole numbers."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value == value else None
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    return value
 
 
 def generic_chart(table: Table) -> dict[str, Any]:
