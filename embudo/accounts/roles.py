@@ -99,7 +99,28 @@ ROLE_PERMISSIONS[SALES].update({m: ("view",) for m in ("contactscore", "scorehis
 
 # Predictive scoring (the predictive app adds its models here).
 
-# Handoff, SLA and feedback (the handoff app adds its models here).
+# Handoff, SLA and feedback (the handoff app adds its models here). Admins and sales managers
+# keep the settings; marketing owns its commitments; reps work their leads and give feedback.
+_HANDOFF_SETUP = (
+    "assignmentrule",
+    "slapolicy",
+    "businesshours",
+    "holiday",
+    "feedbackreason",
+    "repavailability",
+    "teamrouting",
+)
+_HANDOFF_WORK = ("handoff", "feedback", "notification", "marketingcommitment")
+for _role in (ADMIN, SALES_MANAGER):
+    ROLE_PERMISSIONS[_role].update({m: _ALL for m in (*_HANDOFF_SETUP, *_HANDOFF_WORK)})
+ROLE_PERMISSIONS[SALES].update(
+    {m: ("view",) for m in (*_HANDOFF_SETUP, "marketingcommitment")}
+    | {"handoff": ("view", "change"), "feedback": ("view", "add"), "notification": ("view",)}
+)
+ROLE_PERMISSIONS[MARKETING].update(
+    {m: ("view",) for m in (*_HANDOFF_SETUP, "handoff", "feedback", "notification")}
+    | {"marketingcommitment": _ALL}
+)
 
 # Analytics (the analytics app adds its models here).
 

@@ -1,0 +1,107 @@
+"""Reads of the handoff app for its pages, its API and other apps (scoring learns from
+rejections through :func:`rejected_contact_ids`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F, QuerySet
+
+from embudo.accounts.roles import ADMIN, MARKETING, SALES_MANAGER, role_of
+from embudo.handoff.models import (
+    Feedback,
+    FeedbackReason,
+    Handoff,
+    Notification,
+    SlaState,
+    Verdict,
+)
+
+
+def sees_team(user: Any) -> bool:
+    """Managers and admins see every rep's leads and the fallback queue."""
+    return role_of(user) in {ADMIN, SALES_MANAGER}
+
+
+def visible_handoffs(user: Any | None) -> QuerySet[Handoff]:
+    """``user=None`` is an API key: every handoff. A rep sees their own and the queue's."""
+    query = Handoff.objects.all()
+    if user is None or role_of(user) in {ADMIN, SALES_MANAGER, MARKETING}:
+        return query
+    return query.filter(owner=user) | query.filter(owner__isnull=True, open=True)
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    owner_id: int | None = None  # None: the caller's own (a manager: everyone's)
+    queue: bool = False  # only the fallback queue
+    team_id: int | None = None
+    state: str = ""
+
+
+def inbox(user: Any, filters: InboxFilter) -> QuerySet[Handoff]:
+    """Open handoffs by first-touch due time (earliest first, none last), then by score."""
+    query = visible_handoffs(user).filter(open=True)
+    if filters.queue:
+        query = query.filter(owner__isnull=True)
+    elif filters.owner_id is not None:
+        query = query.filter(owner_id=filters.owner_id)
+    elif not sees_team(user):
+        query = query.filter(owner=user)
+    if filters.team_id is not None:
+        query = query.filter(team_id=filters.team_id)
+    if filters.state in SlaState.values:
+        query = query.filter(state=filters.state)
+    return query.select_related(
+        "contact", "contact__company", "owner", "team", "policy", "rule"
+    ).order_by(
+        F("first_touch_due").asc(nulls_last=True),
+        F("score").desc(nulls_last=True),
+        "handed_off_at",
+        "id",
+    )
+
+
+def handoff_detail(user: Any | None, handoff_id: int) -> Handoff | None:
+    return (
+        visible_handoffs(user)
+        .select_related("contact", "owner", "team", "policy", "rule", "reason")
+        .filter(pk=handoff_id)
+        .first()
+    )
+
+
+def open_handoff(contact_id: int) -> Handoff | None:
+    return Handoff.objects.filter(contact_id=contact_id, open=True).first()
+
+
+def handoffs_of(contact_id: int) -> QuerySet[Handoff]:
+    return Handoff.objects.filter(contact_id=contact_id).select_related("owner", "reason")
+
+
+def feedback_of(contact_id: int) -> QuerySet[Feedback]:
+    return Feedback.objects.filter(contact_id=contact_id).select_related("reason", "actor")
+
+
+def reasons(verdict: str | None = None, *, active_only: bool = True) -> QuerySet[FeedbackReason]:
+    query = FeedbackReason.objects.all()
+    if verdict:
+        query = query.filter(verdict=verdict)
+    return query.filter(active=True) if active_only else query
+
+
+def notifications(user: Any, *, unread_only: bool = False) -> QuerySet[Notification]:
+    query = Notification.objects.filter(user=user)
+    if unread_only:
+        query = query.filter(read_at__isnull=True)
+    return query.select_related("contact")
+
+
+def rejected_contact_ids(since: dt.datetime | None = None) -> QuerySet[Any]:
+    """Contacts sales rejected (the predictive model's negatives), newest verdict last."""
+    query = Feedback.objects.filter(verdict=Verdict.REJECTED)
+    if since is not None:
+        query = query.filter(created_at__gte=since)
+    return query.values_list("contact_id", flat=True).distinct()
