@@ -123,6 +123,10 @@ ROLE_PERMISSIONS[MARKETING].update(
 )
 
 # Analytics (the analytics app adds its models here).
+# Marketing and admins record campaign spend (costs); sales managers read it beside the ROI.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role]["cost"] = _ALL
+ROLE_PERMISSIONS[SALES_MANAGER]["cost"] = ("view",)
 
 
 def sync_role_groups(**_: Any) -> None:
