@@ -333,7 +333,7 @@ def main() -> None:
         names = [labels[int(code)][0] for code in used]
         theirs_seconds: float | None = None
         try:
-            import ChannelAttribution as ca  # noqa: N813 (the package's own name)
+            import ChannelAttribution as ca
         except ImportError as error:
             print(f"ChannelAttribution not importable here ({error}); see this file's docstring")
         else:
