@@ -53,6 +53,7 @@ from embudo.crm.models import (
 )
 from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
+from embudo.segments.demo import seed_segments
 from embudo.tracking.demo import seed_events
 
 # Printed by `embudo demo` every time: a demo login is not a secret.
@@ -480,6 +481,7 @@ STEPS: list[tuple[str, Step]] = [
     ("activities", seed_activities),
     ("events", seed_events),
     ("deals", seed_deals),
+    ("segments", seed_segments),
 ]
 
 
