@@ -3,8 +3,11 @@ unknown campaigns, currencies, all or nothing, re-import) and the ROI report bui
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import random
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,10 +18,12 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from embudo.analytics.attribution import AttributionRequest
+from embudo.analytics.demo import seed_costs
 from embudo.analytics.models import Cost
 from embudo.analytics.roi import roi
 from embudo.crm.importing import run_import
 from embudo.deals import actions as deal_actions
+from embudo.demo.seed import DEMO_SEED
 from tests.factories_attribution import T0, campaign, days, lead, touch, win
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +215,38 @@ def test_roi_through_the_cli_and_api(client: Client, logged_in: Any, tmp_path: P
     assert body["rows"][0]["cost"] == 310.0 and list(body["rows"][0]["models"]) == ["markov"]
     assert api.status_code == 200 and api.json()["total"]["cost"] == 310.0
     assert bad.status_code == 422
+
+
+# -- the demo's costs step ----------------------------------------------------------------------
+
+
+@dataclass
+class DemoContext:
+    """The part of the demo's SeedContext the costs step reads."""
+
+    now: dt.datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def rng(self, step: str) -> random.Random:
+        return random.Random(f"{DEMO_SEED}:{step}")
+
+
+def test_demo_costs_give_the_roi_report_numbers_and_are_deterministic() -> None:
+    spring = campaign("spring-sale")
+    buyer = lead(days(-9))
+    touch(buyer, "paid_search", days(-10), spring)
+    win(buyer, "3000", opened=days(-2), won=T0)
+    ctx = DemoContext(now=T0)
+
+    seed_costs(ctx)
+    first = list(Cost.objects.values_list("campaign_id", "channel", "period_start", "amount"))
+    seed_costs(ctx)  # the same again: figures are replaced, not added
+
+    assert ctx.counts["costs"] == 13 * 3  # 12 months back and this one; the campaign + 2 channels
+    assert list(Cost.objects.values_list("campaign_id", "channel", "period_start", "amount")) == (
+        first
+    )
+    result = roi(AttributionRequest(date_from=dt.date(2026, 3, 1), date_to=dt.date(2026, 3, 31),
+                                    by="campaign"))  # fmt: skip
+    sale = next(row for row in result.rows if row.label == "spring-sale")
+    assert sale.cost > 0 and sale.roi("first_touch") == round(3000 / sale.cost, 4)

@@ -38,6 +38,7 @@ from django.db.models.functions import Coalesce, Greatest
 from embudo.accounts.actions import create_user, record_audit
 from embudo.accounts.models import AuditEntry
 from embudo.accounts.roles import ADMIN, MARKETING, SALES, SALES_MANAGER
+from embudo.analytics.demo import seed_costs
 from embudo.crm.models import (
     Activity,
     ActivityKind,
@@ -481,6 +482,7 @@ STEPS: list[tuple[str, Step]] = [
     ("activities", seed_activities),
     ("events", seed_events),
     ("deals", seed_deals),
+    ("costs", seed_costs),
     ("segments", seed_segments),
 ]
 
