@@ -65,4 +65,4 @@ class Cost(models.Model):
 
     def __str__(self) -> str:
         target = self.campaign.name if self.campaign_id and self.campaign else self.channel
-        return f"{target} {self.period_start}–{self.period_end}: {self.amount} {self.currency}"
+        return f"{target} {self.period_start}..{self.period_end}: {self.amount} {self.currency}"
