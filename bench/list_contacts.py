@@ -9,6 +9,8 @@ slowest of several runs, in milliseconds, with the rows answered.
     python3 bench/list_contacts.py                      # 100,000 contacts, 9 runs per target
     python3 bench/list_contacts.py --contacts 20000 --runs 5
     python3 bench/list_contacts.py --keep               # keep the data folder for a look
+    python3 bench/list_contacts.py --bigdata            # a copy of the shared 1M-contact database
+    python3 bench/list_contacts.py --bigdata --contacts 100000 --events 1000000
 
 To time another list (a page, another endpoint), add a ``Target`` in ``page_targets`` below.
 """
@@ -55,6 +57,7 @@ class Context:
     admin_client: Any  # session of an admin
     rep_client: Any  # session of a sales rep (sees own and unassigned contacts)
     contacts: int
+    email_probe: str = "person4242"  # part of an email address to search for
 
 
 @dataclass
@@ -88,7 +91,10 @@ def api_targets(ctx: Context) -> list[Target]:
         Target("API stage=customer, deep cursor", _stage_cursor(key), key, api_rows),
         Target("API search=mar (name prefix)", "/api/v1/contacts?search=mar", key, api_rows),
         Target(
-            "API search=person4242 (email)", "/api/v1/contacts?search=person4242", key, api_rows
+            f"API search={ctx.email_probe} (email)",
+            f"/api/v1/contacts?search={ctx.email_probe}",
+            key,
+            api_rows,
         ),
         Target(
             "API updated_since 7 days", f"/api/v1/contacts?updated_since={since}", key, api_rows
@@ -132,7 +138,12 @@ def page_targets(ctx: Context) -> list[Target]:
             f"page deep, after ~{ctx.contacts // 2}", f"/contacts/?after={middle}", admin, html_rows
         ),
         Target("page search=mar (name prefix)", "/contacts/?q=mar", admin, html_rows),
-        Target("page search=person4242 (email)", "/contacts/?q=person4242", admin, html_rows),
+        Target(
+            f"page search={ctx.email_probe} (email)",
+            f"/contacts/?q={ctx.email_probe}",
+            admin,
+            html_rows,
+        ),
         Target("page stage=mql", "/contacts/?stage=mql", admin, html_rows),
         Target("page unassigned + sql", "/contacts/?owner=none&stage=sql", admin, html_rows),
         Target("page sales rep, first page", "/contacts/", rep, html_rows),
@@ -211,7 +222,14 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=9, help="timed runs per target (median)")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway data folder")
+    parser.add_argument(
+        "--bigdata", action="store_true", help="time a copy of the shared big database"
+    )
+    parser.add_argument("--events", type=int, help="with --bigdata (default: 10 per contact)")
     args = parser.parse_args()
+    if args.bigdata:
+        run_bigdata(args)
+        return
 
     data_dir = Path(tempfile.mkdtemp(prefix="embudo-bench-list-"))
     os.environ["EMBUDO_DATA_DIR"] = str(data_dir)
@@ -241,21 +259,57 @@ def main() -> None:
         admin_client.force_login(admin)
         rep_client.force_login(rep)
         ctx = Context(key_client, admin_client, rep_client, args.contacts)
-
-        print(f"\n{'target':<40} {'median ms':>10} {'min':>8} {'max':>8} {'rows':>6}")
-        for target in targets(ctx):
-            timings, rows = time_target(target, args.runs)
-            print(
-                f"{target.name:<40} {statistics.median(timings):>10.1f} "
-                f"{min(timings):>8.1f} {max(timings):>8.1f} {rows:>6}"
-            )
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\npeak memory (RSS) {peak_mb:.0f} MB; {args.runs} timed runs per target")
+        time_targets(ctx, args.runs)
     finally:
         if args.keep:
             print(f"data kept in {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def time_targets(ctx: Context, runs: int) -> None:
+    print(f"\n{'target':<40} {'median ms':>10} {'min':>8} {'max':>8} {'rows':>6}")
+    for target in targets(ctx):
+        timings, rows = time_target(target, runs)
+        print(
+            f"{target.name:<40} {statistics.median(timings):>10.1f} "
+            f"{min(timings):>8.1f} {max(timings):>8.1f} {rows:>6}"
+        )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak memory (RSS) {peak_mb:.0f} MB; {runs} timed runs per target")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
+def run_bigdata(args: argparse.Namespace) -> None:
+    """The same targets on a copy of the shared big database (bench/bigdata.py)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bigdata import prepare
+
+    events = args.events or args.contacts * 10
+    path = prepare("list_contacts", contacts=args.contacts, events=events)
+    os.environ["EMBUDO_ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from embudo.accounts.actions import create_api_key
+    from embudo.crm.models import Contact
+
+    users = get_user_model().objects
+    admin, rep = users.get(username="admin"), users.get(username="rep01")
+    contacts = Contact.objects.count()
+    email = Contact.objects.filter(pk=4242).values_list("email", flat=True).first() or "x@"
+    print(f"database: {path} ({contacts:,} contacts, {events:,} events)")
+    secret = create_api_key("bench", ["read"], created_by=admin).secret
+    key_client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    admin_client, rep_client = Client(), Client()
+    admin_client.force_login(admin)
+    rep_client.force_login(rep)
+    # The local part of a real address, as a user would type it.
+    ctx = Context(key_client, admin_client, rep_client, contacts, email.split("@")[0])
+    time_targets(ctx, args.runs)
 
 
 if __name__ == "__main__":
