@@ -259,8 +259,12 @@ def _load_history(request: FunnelRequest) -> History:
     scope = contacts_in_scope(request.filters)
     if scope.query.where:
         entered = entered.filter(contact__in=scope.values("pk"))
+    # Moves before the period never count: a cohort is anchored in the period, conversions and
+    # stays come after the anchor, and a skip is read from the anchoring move's from-stage.
     query = (
-        LifecycleTransition.objects.filter(contact_id__in=entered.values("contact_id"))
+        LifecycleTransition.objects.filter(
+            contact_id__in=entered.values("contact_id"), changed_at__gte=start
+        )
         .annotate(
             r=_rank("to_stage", OUTSIDE_RANK),
             fr=_rank("from_stage", CREATED_RANK),

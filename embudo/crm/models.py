@@ -195,9 +195,14 @@ class LifecycleTransition(models.Model):
 
     class Meta:
         ordering = ["changed_at", "id"]
+        # Both cover the funnel reports' reads (embudo.analytics.funnel): who entered a stage
+        # in a period, then those contacts' moves in order, without touching the table.
         indexes = [
-            models.Index(fields=["contact", "changed_at"], name="transition_contact"),
-            models.Index(fields=["to_stage", "changed_at"], name="transition_stage"),
+            models.Index(
+                fields=["contact", "changed_at", "id", "to_stage", "from_stage"],
+                name="transition_contact",
+            ),
+            models.Index(fields=["to_stage", "changed_at", "contact"], name="transition_stage"),
         ]
 
     def __str__(self) -> str:
