@@ -98,6 +98,14 @@ ROLE_PERMISSIONS[SALES_MANAGER].update(
 ROLE_PERMISSIONS[SALES].update({m: ("view",) for m in ("contactscore", "scorehistory")})
 
 # Predictive scoring (the predictive app adds its models here).
+# Everyone who plans the funnel reads the model and its report; admins and marketing choose the
+# fields it may not learn from; predictions are read by every role that sees contacts.
+for _role in (ADMIN, MARKETING, SALES_MANAGER):
+    ROLE_PERMISSIONS[_role].update({"predictivemodel": ("view",), "predictivesettings": ("view",)})
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role]["predictivesettings"] = ("view", "change")
+for _role in ROLES:
+    ROLE_PERMISSIONS[_role]["prediction"] = ("view",)
 
 # Handoff, SLA and feedback (the handoff app adds its models here). Admins and sales managers
 # keep the settings; marketing owns its commitments; reps work their leads and give feedback.

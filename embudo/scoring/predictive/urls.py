@@ -1,5 +1,12 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from embudo.scoring.predictive import views
 
 app_name = "predictive"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.report_page, name="report"),
+    path("train/", views.train, name="train"),
+    path("exclusions/", views.exclusions, name="exclusions"),
+    path("versions/<int:version>/activate/", views.activate, name="activate"),
+]
