@@ -267,8 +267,8 @@ def prepare(
     """The bench ``name``'s own migrated copy of the big database, with Embudo pointed at it.
 
     Builds the base file first if it is missing (minutes at the default size). The copy is made
-    again when missing, older than the base, or with ``fresh=True``; call before
-    ``django.setup()``.
+    again when missing, made from another base (or an older build of it), or with
+    ``fresh=True``; call before ``django.setup()``.
     """
     base = default_path(contacts, events)
     if not is_complete(base):
@@ -278,12 +278,17 @@ def prepare(
             check=True,
         )  # fmt: skip
     copy = BENCH_DATA / f"{name}.sqlite3"
-    if fresh or not copy.exists() or copy.stat().st_mtime < base.stat().st_mtime:
-        for stale in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
-            stale.unlink(missing_ok=True)
+    # The copy remembers which base (and which build of it) it came from.
+    source = Path(f"{copy}.source")
+    origin = f"{base} {base.stat().st_mtime_ns}"
+    stale = not copy.exists() or not source.exists() or source.read_text() != origin
+    if fresh or stale:
+        for old in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+            old.unlink(missing_ok=True)
         partial = Path(f"{copy}.copying")
         shutil.copyfile(base, partial)
         partial.rename(copy)
+        source.write_text(origin)
     migrate(copy)
     use_database(copy)
     return copy
