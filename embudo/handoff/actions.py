@@ -108,19 +108,38 @@ def hand_off(
             Contact.objects.filter(pk__in=wanted, lifecycle_stage=LifecycleStage.MQL)
             .exclude(pk__in=Handoff.objects.filter(open=True).values("contact_id"))
             .order_by("pk")
-            .values_list("pk", "original_source", "original_campaign")
+            .values_list("pk", "original_source", "original_campaign", "owner_id")
         )
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        routes = assignment.route(ids, now, exclude_owner=dict(exclude_owner or {}))
+        excluded = dict(exclude_owner or {})
+        routes = assignment.route(ids, now, exclude_owner=excluded)
+        # A contact no rule routes keeps the rep who already owns it, if any.
+        sellers = set(
+            get_user_model()
+            .objects.filter(
+                pk__in={r[3] for r in rows if r[3]},
+                is_active=True,
+                groups__name__in=[SALES, SALES_MANAGER, ADMIN],
+            )
+            .values_list("pk", flat=True)
+        )
+        for contact_id, _source, _campaign, owner_id in rows:
+            route = routes[contact_id]
+            if (
+                route.rule_id is None
+                and owner_id in sellers
+                and excluded.get(contact_id) != owner_id
+            ):
+                routes[contact_id] = assignment.Route(None, owner_id, None, "kept its owner")
         policies = _tiers(ids, now)
         due: dict[int, tuple[dt.datetime, dt.datetime]] = {}
         for policy in {p.pk: p for p in policies.values()}.values():
             due[policy.pk] = _deadlines(policy, now)
         facts = tier_facts(ids)
         handoffs = []
-        for contact_id, source, campaign in rows:
+        for contact_id, source, campaign, _owner in rows:
             route = routes[contact_id]
             policy = policies.get(contact_id)
             first_due, decision_due = due[policy.pk] if policy else (None, None)

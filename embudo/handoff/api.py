@@ -94,7 +94,11 @@ def feedback_data(f: Feedback) -> dict[str, Any]:
     }
 
 
-@router.post("/contacts/{contact_id}/feedback", summary="Accept, reject or recycle an MQL")
+@router.post(
+    "/contacts/{contact_id}/feedback",
+    response={201: dict[str, Any]},
+    summary="Accept, reject or recycle an MQL",
+)
 def give_feedback(
     request: HttpRequest, contact_id: int, payload: FeedbackIn
 ) -> Status[dict[str, Any]]:
@@ -347,7 +351,12 @@ def _kind_routes(kind: SettingKind) -> None:
         summary=f"List {kind.model._meta.verbose_name_plural}",
         operation_id=f"list_{kind.slug}",
     )(listing)
-    router.post(path, summary=f"Create a {name}", operation_id=f"create_{kind.slug}")(create)
+    router.post(
+        path,
+        response={201: dict[str, Any]},
+        summary=f"Create a {name}",
+        operation_id=f"create_{kind.slug}",
+    )(create)
     router.patch(f"{path}/{{pk}}", summary=f"Change a {name}", operation_id=f"update_{kind.slug}")(
         update
     )

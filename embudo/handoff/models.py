@@ -319,7 +319,7 @@ class MarketingCommitment(models.Model):
 
     period_kind = models.CharField(max_length=8, choices=PeriodKind.choices)
     period_start = models.DateField()
-    mql_volume = models.PositiveIntegerField()
+    mql_volume = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     quality_measure = models.CharField(
         max_length=16, choices=QualityMeasure.choices, default=QualityMeasure.ACCEPTANCE
     )
