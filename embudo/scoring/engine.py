@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -26,6 +26,7 @@ from django.db.models import (
     Expression,
     FloatField,
     Func,
+    IntegerField,
     Q,
     QuerySet,
     Value,
@@ -47,8 +48,10 @@ from embudo.scoring.arithmetic import (
 from embudo.scoring.models import ContactScore, RuleKind, ScoreHistory, ScoreRule, ScoringModel
 from embudo.tracking.models import Event
 
-# Events older than this many half-lives weigh under 1/65,536 of their points: not read.
-HORIZON_HALF_LIVES = 16
+# Events older than this many half-lives weigh under 1/1,024 of their points: no longer read.
+HORIZON_HALF_LIVES = 10
+# Engagement rules read together in one pass over the events (one bit each in a 64-bit mask).
+RULES_PER_PASS = 48
 # Past this many half-lives since its epoch, a full rescore moves the model's epoch to now, so
 # normalised engagement (which grows by 2x per half-life) stays far from overflowing.
 REBASE_HALF_LIVES = 256
@@ -170,27 +173,19 @@ class Computed:
 
 
 def compute_all(plan: Plan, now: dt.datetime) -> Computed:
-    """Every contact's score under ``plan``: one query per rule."""
+    """Every contact's score under ``plan``: a query per fit rule, one pass over the events."""
     ids = _column(Contact.objects.order_by("pk").values_list("pk"))
     contributions = np.zeros((len(ids), len(plan.rules)))
     for j, rule in enumerate(plan.fit_rules):
         matched = _column(Contact.objects.filter(fit_q(rule, now)).values_list("pk"))
         contributions[_positions(ids, matched), j] = rule.points
-    offset = len(plan.fit_rules)
-    for j, rule in enumerate(plan.engagement_rules):
-        contacts, times = _columns(
-            _events(plan, now)
-            .filter(event_q(rule, now))
-            .values_list("contact_id", EpochSeconds("occurred_at")),
-            2,
-        )
-        contributions[:, offset + j] = _engagement(rule, plan.params, ids, contacts, times)
+    _add_engagement(plan, now, ids, contributions, _events(plan, now), full_scan=True)
     return Computed(plan, now, ids, contributions)
 
 
 def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Computed:
-    """A few contacts' scores under ``plan``: one query for all fit rules, one for all
-    engagement rules (each rule a flag column), so one event costs a couple of queries."""
+    """A few contacts' scores under ``plan``: one query for all fit rules (each rule a flag
+    column) and one for all engagement rules, so one event costs a couple of queries."""
     ids = np.unique(np.asarray(contact_ids, dtype=np.int64))
     ids = _column(Contact.objects.filter(pk__in=ids.tolist()).order_by("pk").values_list("pk"))
     contributions = np.zeros((len(ids), len(plan.rules)))
@@ -204,23 +199,63 @@ def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Co
         for j, rule in enumerate(plan.fit_rules):
             hit = rows[:, 1 + j] > 0
             contributions[positions[hit], j] = rule.points
-    if plan.engagement_rules:
-        offset = len(plan.fit_rules)
-        filters = [event_q(rule, now) for rule in plan.engagement_rules]
-        flags = {f"r{j}": _flag(q) for j, q in enumerate(filters)}
-        rows = _matrix(
-            _events(plan, now)
-            .filter(contact_id__in=id_list)
-            .filter(reduce(or_, filters))
-            .annotate(at=EpochSeconds("occurred_at"), **flags),
-            ["contact_id", "at", *flags],
-        )
-        for j, rule in enumerate(plan.engagement_rules):
-            hit = rows[:, 2 + j] > 0
-            contributions[:, offset + j] = _engagement(
-                rule, plan.params, ids, rows[hit, 0], rows[hit, 1]
-            )
+    events = _events(plan, now).filter(contact_id__in=id_list)
+    _add_engagement(plan, now, ids, contributions, events, full_scan=False)
     return Computed(plan, now, ids, contributions)
+
+
+def _add_engagement(
+    plan: Plan,
+    now: dt.datetime,
+    ids: np.ndarray,
+    contributions: np.ndarray,
+    events: QuerySet[Event],
+    *,
+    full_scan: bool,
+) -> None:
+    """Fill the engagement columns from one pass over the events matching any rule: each row
+    is (contact, time, a bit per rule it matches), so the events are read once, not per rule."""
+    offset = len(plan.fit_rules)
+    rules = plan.engagement_rules
+    for first in range(0, len(rules), RULES_PER_PASS):
+        group = rules[first : first + RULES_PER_PASS]
+        filters = [event_q(rule, now) for rule in group]
+        mask = reduce(
+            operator.add,
+            [
+                Case(When(q, then=Value(1 << j)), default=Value(0), output_field=IntegerField())
+                for j, q in enumerate(filters)
+            ],
+        )
+        positions, times, bits = _event_rows(
+            events.filter(reduce(or_, filters)).values_list(
+                "contact_id", EpochSeconds("occurred_at"), mask
+            ),
+            ids,
+            scan=Event._meta.db_table if full_scan else None,
+        )
+        for j, rule in enumerate(group):
+            hit = (bits >> j) & 1 == 1
+            contributions[:, offset + first + j] = _engagement(
+                rule, plan.params, len(ids), positions[hit], times[hit]
+            )
+
+
+def _event_rows(
+    queryset: QuerySet[Any], ids: np.ndarray, *, scan: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(position of the contact in ``ids``, epoch seconds, rule bits) of each event row, turned
+    into compact arrays a chunk at a time, so ten million events stay a few hundred MB."""
+    positions, times, bits = [], [], []
+    for chunk in _chunked_rows(queryset, 3, scan=scan):
+        idx = _positions(ids, chunk[:, 0])
+        known = idx >= 0
+        positions.append(idx[known].astype(np.int32))
+        times.append(chunk[known, 1])
+        bits.append(chunk[known, 2].astype(np.int64))
+    if not positions:
+        return np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(positions), np.concatenate(times), np.concatenate(bits)
 
 
 def _events(plan: Plan, now: dt.datetime) -> QuerySet[Event]:
@@ -235,22 +270,19 @@ def _flag(q: Q) -> Expression:
 
 
 def _engagement(
-    rule: Rule, params: Params, ids: np.ndarray, contacts: np.ndarray, times: np.ndarray
+    rule: Rule, params: Params, n: int, positions: np.ndarray, times: np.ndarray
 ) -> np.ndarray:
-    """Each contact's normalised points from ``rule``'s matching events (contact, time)."""
-    n = len(ids)
-    if not len(contacts):
+    """Each of ``n`` contacts' normalised points from ``rule``'s matching events, given as the
+    contact's position and the event's time."""
+    if not len(positions):
         return np.zeros(n)
-    idx = _positions(ids, contacts)
-    known = idx >= 0
-    idx, times = idx[known], times[known]
     weights = rule.points * normalised_weight(times, params)
     limit = rule.counted_events
     if limit is None:
-        return np.bincount(idx, weights=weights, minlength=n)
+        return np.bincount(positions, weights=weights, minlength=n)
     # The most recent events count first: rank each contact's events newest first.
-    order = np.lexsort((-times, idx))
-    idx, weights = idx[order], weights[order]
+    order = np.lexsort((-times, positions))
+    idx, weights = positions[order], weights[order]
     starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
     rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
     share = np.clip(limit - rank, 0.0, 1.0)
@@ -280,16 +312,29 @@ def _matrix(queryset: QuerySet[Any], names: list[str]) -> np.ndarray:
     return _fetch(queryset.values_list(*names), len(names))
 
 
-def _fetch(queryset: QuerySet[Any], width: int) -> np.ndarray:
-    """The rows as one float array, read through the database cursor: Django's per-value
-    converters would cost more than the rest of a rescore."""
+def _fetch(queryset: QuerySet[Any], width: int, *, scan: str | None = None) -> np.ndarray:
+    chunks = list(_chunked_rows(queryset, width, scan=scan))
+    return np.concatenate(chunks) if chunks else np.zeros((0, width))
+
+
+def _chunked_rows(
+    queryset: QuerySet[Any], width: int, *, scan: str | None = None
+) -> Iterator[np.ndarray]:
+    """The rows as float arrays, read through the database cursor: Django's per-value
+    converters would cost more than the rest of a rescore.
+
+    ``scan`` names a table SQLite should read straight through rather than through an index:
+    reading most of the events by the (type, time) index costs a random page read per row,
+    measured 5 to 10 times slower than a plain scan (PostgreSQL's planner makes that call
+    itself)."""
     sql, params = queryset.query.sql_with_params()
-    chunks = []
+    if scan and connection.vendor == "sqlite":
+        table = connection.ops.quote_name(scan)
+        sql = sql.replace(f"FROM {table}", f"FROM {table} NOT INDEXED", 1)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(FETCH_ROWS):
-            chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), width))
-    return np.concatenate(chunks) if chunks else np.zeros((0, width))
+            yield np.array(rows, dtype=np.float64).reshape(len(rows), width)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -304,7 +349,7 @@ class Outcome:
     promoted: list[int] = field(default_factory=list)
 
 
-def save(computed: Computed, *, cause: str, rebase: bool = False) -> Outcome:
+def save(computed: Computed, *, cause: str, rebase: bool = False, promote: bool = True) -> Outcome:
     """Write the changed scores and their history, and promote new MQLs; call inside a
     transaction (the callers hold one), so a failure leaves the previous scores."""
     plan, now, params = computed.plan, computed.now, computed.plan.params
@@ -360,7 +405,7 @@ def save(computed: Computed, *, cause: str, rebase: bool = False) -> Outcome:
             now,
             cause,
         )
-    promoted = _promote(plan, ids[crossing].tolist(), now)
+    promoted = _promote(plan, ids[crossing].tolist(), now) if promote else []
     return Outcome(contacts=len(ids), changed=int(changed.sum()), promoted=promoted)
 
 
@@ -407,23 +452,38 @@ def needs_rebase(params: Params, now: dt.datetime) -> bool:
     return (now - params.epoch).total_seconds() / params.half_life_seconds > REBASE_HALF_LIVES
 
 
-def _reasons(rules: Sequence[Rule], per_rule: np.ndarray) -> tuple[list[str], list[list[Any]]]:
-    """Per contact: the JSON of {rule id: points} kept on the score, and [[rule name, points]]
-    kept in the history; the largest few, by size."""
+def _reasons(rules: Sequence[Rule], per_rule: np.ndarray) -> tuple[list[str], list[str]]:
+    """Per contact, as JSON text: {rule id: points} kept on the score and [[rule name, points]]
+    kept in the history, the largest few by size. Rows with the same number of reasons are
+    formatted together by one %-format over the whole group (a loop per row would cost
+    seconds per million contacts)."""
+    n = len(per_rule)
     keep = min(REASONS_KEPT, per_rule.shape[1])
-    if not keep:
-        return ["{}"] * len(per_rule), [[] for _ in range(len(per_rule))]
+    as_json = np.full(n, "{}", dtype=object)
+    named = np.full(n, "[]", dtype=object)
+    if not keep or not n:
+        return as_json.tolist(), named.tolist()
     order = np.argsort(-np.abs(per_rule), axis=1, kind="stable")[:, :keep]
     points = np.round(np.take_along_axis(per_rule, order, axis=1), 2)
-    rule_ids = [r.id for r in rules]
-    names = [r.name for r in rules]
-    as_json: list[str] = []
-    named: list[list[Any]] = []
-    for row_order, row_points in zip(order.tolist(), points.tolist(), strict=True):
-        pairs = [(j, p) for j, p in zip(row_order, row_points, strict=True) if p]
-        as_json.append("{" + ", ".join(f'"{rule_ids[j]}": {p!r}' for j, p in pairs) + "}")
-        named.append([[names[j], p] for j, p in pairs])
-    return as_json, named
+    counts = (points != 0).sum(axis=1)
+    rule_ids = np.array([r.id for r in rules], dtype=object)
+    names = np.array([json.dumps(r.name, ensure_ascii=False) for r in rules], dtype=object)
+    for count in range(1, keep + 1):
+        rows = np.flatnonzero(counts == count)
+        if not len(rows):
+            continue
+        values = points[rows, :count].astype(object)
+        for labels, target, pattern, wrap in (
+            (rule_ids, as_json, '"%d": %.2f', "{%s}"),
+            (names, named, "[%s, %.2f]", "[%s]"),
+        ):
+            pairs = np.empty((len(rows), 2 * count), dtype=object)
+            pairs[:, 0::2] = labels[order[rows, :count]]
+            pairs[:, 1::2] = values
+            template = wrap % ", ".join([pattern] * count) + "\n"
+            text = (template * len(rows)) % tuple(pairs.ravel().tolist())
+            target[rows] = text.split("\n")[:-1]
+    return as_json.tolist(), named.tolist()
 
 
 def _json_placeholder() -> str:
@@ -489,7 +549,7 @@ def _write_history(
     engagement: np.ndarray,
     total: np.ndarray,
     bands: np.ndarray,
-    named: list[list[Any]],
+    named: list[str],
     now: dt.datetime,
     cause: str,
 ) -> None:
@@ -525,7 +585,7 @@ def _write_history(
                 np.round(engagement, 4).tolist(),
                 np.round(total, 4).tolist(),
                 bands.tolist(),
-                [json.dumps(n, ensure_ascii=False) for n in named],
+                named,
                 [cause[:32]] * count,
                 strict=True,
             ),
@@ -582,14 +642,18 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 
 def rescore_model(
-    model: ScoringModel, *, now: dt.datetime | None = None, cause: str = "rules"
+    model: ScoringModel,
+    *,
+    now: dt.datetime | None = None,
+    cause: str = "rules",
+    promote: bool = True,
 ) -> Outcome:
     """Recompute every contact under ``model``; nothing is written unless all of it is."""
     now = now or timezone.now()
     plan = plan_for(model)
     computed = compute_all(plan, now)
     with transaction.atomic():
-        return save(computed, cause=cause, rebase=needs_rebase(plan.params, now))
+        return save(computed, cause=cause, rebase=needs_rebase(plan.params, now), promote=promote)
 
 
 def rescore_contacts(
@@ -612,7 +676,3 @@ def rescore_contacts(
             total.promoted += outcome.promoted
         outcomes[plan.key] = total
     return outcomes
-
-
-def half_lives(seconds: float, params: Params) -> float:
-    return seconds / params.half_life_seconds if params.half_life_seconds else math.inf
