@@ -105,6 +105,13 @@ def _train(
     data = features.outcomes()
     positives = data.positives
     negatives = len(data) - positives
+    if not len(data):
+        raise TrainingRefused(
+            _(
+                "No contact has a known outcome yet: the model learns from contacts that became "
+                "customers and contacts that were disqualified or lost all their deals."
+            )
+        )
     if len(data) < MIN_OUTCOMES or min(positives, negatives) < MIN_PER_CLASS:
         if positives == 0 or negatives == 0:
             raise TrainingRefused(
