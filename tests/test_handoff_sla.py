@@ -14,10 +14,10 @@ from django_tasks_db.models import DBTaskResult
 from freezegun import freeze_time
 
 from embudo.crm import actions as crm
+from embudo.deals import actions as deals
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, Notification
 from embudo.handoff.tasks import check_deadline, mail_notifications
-from embudo.deals import actions as deals
 from tests.embudo_processes import MailSink
 from tests.factories import make_user
 from tests.factories_handoff import make_mql, make_policy, make_rule, make_team

@@ -54,6 +54,7 @@ from embudo.crm.models import (
 )
 from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
+from embudo.handoff.demo import seed_handoff
 from embudo.segments.demo import seed_segments
 from embudo.tracking.demo import seed_events
 
@@ -484,6 +485,7 @@ STEPS: list[tuple[str, Step]] = [
     ("deals", seed_deals),
     ("costs", seed_costs),
     ("segments", seed_segments),
+    ("handoff", seed_handoff),
 ]
 
 

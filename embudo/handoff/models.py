@@ -3,6 +3,8 @@ clocks, sales feedback with its reasons, marketing commitments and in-app notifi
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -27,8 +29,8 @@ class BusinessHours(models.Model):
     name = models.CharField(max_length=128)
     time_zone = models.CharField(max_length=64, default="UTC")
     weekdays = models.JSONField(default=default_weekdays)
-    opens_at = models.TimeField(default="09:00")
-    closes_at = models.TimeField(default="18:00")
+    opens_at = models.TimeField(default=dt.time(9))
+    closes_at = models.TimeField(default=dt.time(18))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
