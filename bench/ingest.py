@@ -263,6 +263,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=6, help="wrk connections")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--skip-batch", action="store_true", help="single events only")
+    parser.add_argument("--skip-raw", action="store_true", help="no raw-SQLite baseline")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -315,7 +317,7 @@ def main() -> None:
             f"1 thread, {args.connections} connections; {os.cpu_count()} CPUs shared by both"
         )
         run_wrk(port, key, args.batch, 2, args.connections, workdir)  # warm-up
-        runs = [(args.batch, args.seconds)]
+        runs = [] if args.skip_batch else [(args.batch, args.seconds)]
         if not args.skip_single:
             runs.append((1, args.seconds))
         results = {}
@@ -345,13 +347,18 @@ def main() -> None:
 
     total = count_events(db)
     print(f"events in the database: {total:,}")
+    if args.skip_raw:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     rows = 200_000
     raw_batch = raw_baseline(db, rows, args.batch)
     raw_single = raw_baseline(db, 20_000, 1)
     print(f"raw SQLite, one process, {args.batch} rows per transaction: {raw_batch:,.0f} rows/s")
     print(f"raw SQLite, one process, 1 row per transaction: {raw_single:,.0f} rows/s")
-    http_batch = results[args.batch]["events_per_s"]
-    print(f"ratio HTTP/raw for batches of {args.batch}: {http_batch / raw_batch:.2f}")
+    if args.batch in results:
+        http_batch = results[args.batch]["events_per_s"]
+        print(f"ratio HTTP/raw for batches of {args.batch}: {http_batch / raw_batch:.2f}")
     if 1 in results:
         print(f"ratio HTTP/raw for single events: {results[1]['events_per_s'] / raw_single:.2f}")
     if not args.keep:

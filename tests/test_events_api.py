@@ -234,3 +234,47 @@ def test_utm_from_the_url_makes_a_touchpoint_and_a_campaign(
         "paid_social",
         "q3",
     )
+
+
+def test_ingest_key_requests_take_the_fast_lane_past_the_browser_middleware(
+    client: Client, ingest_key: str
+) -> None:
+    response = post(client, ingest_key, event(visitor_id="v-fast"))
+
+    assert response.status_code == 200
+    # Locale middleware, which only browser pages need, never saw this request.
+    assert "Content-Language" not in response
+    assert Event.objects.filter(visitor_id="v-fast").count() == 1
+
+
+def test_a_logged_in_browser_still_posts_through_the_full_stack(
+    client: Client, logged_in: Any
+) -> None:
+    logged_in("marketing")
+
+    response = post(client, None, event(visitor_id="v-browser"))
+
+    assert response.status_code == 200
+    assert response["Content-Language"] == "en"
+    assert Event.objects.filter(visitor_id="v-browser").count() == 1
+
+
+def test_fast_lane_refuses_a_host_that_is_not_allowed(client: Client, ingest_key: str) -> None:
+    response = client.post(
+        URL,
+        data=json.dumps(event(visitor_id="v-host")),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ingest_key}",
+        HTTP_HOST="attacker.example",
+    )
+
+    assert response.status_code == 400
+    assert Event.objects.count() == 0
+
+
+def test_fast_lane_errors_keep_their_stable_codes(client: Client, ingest_key: str) -> None:
+    response = post(client, ingest_key, None, raw=b'{"type": ')
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert "Content-Language" not in response

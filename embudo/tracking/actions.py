@@ -59,6 +59,9 @@ from embudo.tracking.models import (
 )
 from embudo.tracking.store import (
     Dialect,
+    GroupCommit,
+    Ticket,
+    Turn,
     contacts_by,
     ingest_turn,
     insert_events,
@@ -67,6 +70,8 @@ from embudo.tracking.store import (
 )
 
 MAX_BATCH = 1000
+# Callers with at most this many events share a transaction with concurrent ones (``grouped``).
+GROUP_ITEMS = 100
 # Past this many first-seen emails in one batch, contacts are created in bulk.
 BULK_CONTACTS = 20
 # Events that follow a visit rather than start one: their URL repeats the landing page's UTM.
@@ -112,7 +117,16 @@ def events_recorded(contact_ids: Iterable[int]) -> None:
     ids = sorted(set(contact_ids))
     if ids:
         for hook in AFTER_EVENTS:
-            transaction.on_commit(partial(hook, ids), robust=True)
+            transaction.on_commit(_calling(hook, ids), robust=True)
+
+
+def _calling(hook: Callable[[list[int]], None], ids: list[int]) -> Callable[[], None]:
+    # Not functools.partial: a robust on_commit logs a failing hook by its __qualname__.
+    def call() -> None:
+        hook(ids)
+
+    call.__qualname__ = getattr(hook, "__qualname__", repr(hook))
+    return call
 
 
 def record_events(
@@ -123,6 +137,7 @@ def record_events(
     allowed: frozenset[str] = FIELDS,
     now: dt.datetime | None = None,
     first_touch: bool = True,
+    grouped: bool = False,
 ) -> IngestResult:
     """Validate each item on its own and store the valid ones in one transaction.
 
@@ -130,8 +145,12 @@ def record_events(
     naming a contact by an unknown email create that contact; by an unknown id or external id,
     they are refused. Returns after the transaction has committed.
 
-    ``first_touch=False`` leaves contacts' original source to the caller (an import, whose rows
-    come in any order, sets it once from the whole history at the end).
+    ``grouped=True`` (the events API) lets a small request share its transaction with the
+    requests other threads of this process are storing at the same moment (group commit, see
+    :class:`~embudo.tracking.store.GroupCommit`): one commit for many callers, each answered with
+    its own counts once that commit is done. ``first_touch=False`` leaves contacts' original
+    source to the caller (an import, whose rows come in any order, sets it once from the whole
+    history at the end).
     """
     if source not in EventSource.values:
         raise ValueError(f"unknown event source {source!r}")
@@ -144,42 +163,95 @@ def record_events(
         except Invalid as invalid:
             result.reject(index, raw, invalid.reason, invalid.field)
     if parsed:
-        cause = TransitionCause.IMPORT if source == EventSource.IMPORT else TransitionCause.API
-        refused = (result.rejected, list(result.errors))
+        work = _Pending(parsed, now, result, source, actor, first_touch)
+        if grouped and len(parsed) <= GROUP_ITEMS and not connection.in_atomic_block:
+            key = (source, getattr(actor, "pk", actor), first_touch)
+            _GROUP.run(work, key, len(parsed))
+        else:
 
-        def store() -> None:
-            # A retried attempt starts from what validation alone decided.
-            result.rejected, result.errors = refused[0], list(refused[1])
-            result.accepted = result.duplicate = 0
-            result.contact_ids = set()
-            with ingest_turn(len(parsed)), transaction.atomic():
-                _store(parsed, source, actor, cause, now, result, first_touch)
+            def store() -> None:
+                with ingest_turn(len(parsed)), transaction.atomic():
+                    _store([work])
 
-        retrying_if_locked(store)
+            retrying_if_locked(store)
         events_recorded(result.contact_ids)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
     return result
 
 
-def _store(
-    parsed: list[ParsedEvent],
-    source: str,
-    actor: Any,
-    cause: str,
-    now: dt.datetime,
-    result: IngestResult,
-    first_touch: bool,
-) -> None:
+@dataclass(eq=False)
+class _Pending:
+    """One caller's validated events on their way into the database, and its result."""
+
+    parsed: list[ParsedEvent]
+    now: dt.datetime
+    result: IngestResult
+    source: str
+    actor: Any
+    first_touch: bool
+    # What validation alone decided: where a retried attempt starts from.
+    validated: tuple[int, list[dict[str, Any]]] = (0, [])
+
+    def __post_init__(self) -> None:
+        self.validated = (self.result.rejected, list(self.result.errors))
+
+    def restart(self) -> None:
+        result = self.result
+        result.rejected, result.errors = self.validated[0], list(self.validated[1])
+        result.accepted = result.duplicate = 0
+        result.contact_ids = set()
+        result.event_ids = []
+
+
+def _write_group(tickets: list[Ticket[_Pending]], turn: Turn) -> None:
+    """Store the callers' events in one transaction; should that fail, each caller's alone, so
+    one caller's failure is that caller's only and nobody else's events go unstored."""
+    works = [ticket.work for ticket in tickets]
+    turn.events = sum(len(work.parsed) for work in works)
+
+    def store(batch: list[_Pending]) -> None:
+        with transaction.atomic():
+            _store(batch)
+
+    try:
+        retrying_if_locked(lambda: store(works))
+    except Exception:
+        if len(tickets) == 1:
+            raise
+        for ticket in tickets:
+            try:
+                retrying_if_locked(partial(store, [ticket.work]))
+            except Exception as error:  # this caller is told; the others go on
+                ticket.error = error
+
+
+_GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=MAX_BATCH)
+
+
+def _store(batch: list[_Pending]) -> None:
+    """Store the events of ``batch`` (callers sharing source, actor and ``first_touch``) in the
+    open transaction, filling each caller's result."""
     dialect = Dialect.current()
-    contacts = _resolve_contacts(dialect, parsed, actor, cause, result)
-    kept = [(event, contact) for event, contact in zip(parsed, contacts, strict=True) if contact]
+    head = batch[0]
+    cause = TransitionCause.IMPORT if head.source == EventSource.IMPORT else TransitionCause.API
+    for work in batch:
+        work.restart()
+    owners = [work for work in batch for _ in work.parsed]
+    parsed = [event for work in batch for event in work.parsed]
+    contacts = _resolve_contacts(dialect, parsed, owners, head.actor, cause)
+    kept = [
+        (event, contact, owner)
+        for event, contact, owner in zip(parsed, contacts, owners, strict=True)
+        if contact
+    ]
+    now = max(work.now for work in batch)
 
     # Visitors: note them, learn who they are, and link those this batch identifies.
-    visitor_ids = {event.visitor_id for event, _ in kept if event.visitor_id}
+    visitor_ids = {event.visitor_id for event, _, _ in kept if event.visitor_id}
     links = touch_visitors(dialect, visitor_ids, now) if visitor_ids else {}
     identified: dict[str, tuple[dt.datetime, int]] = {}
-    for event, contact in kept:
+    for event, contact, _ in kept:
         if event.visitor_id and contact > 0:
             seen = identified.get(event.visitor_id)
             if seen is None or event.occurred_at >= seen[0]:
@@ -193,10 +265,10 @@ def _store(
     links.update(relinked)
     stitched_contacts = {contact_id for _visitor, contact_id in relinked}
 
-    received = dialect.datetime(now)
     uuid_of, dt_of, json_of = dialect.uuid, dialect.datetime, dialect.json
+    received = {id(work): dt_of(work.now) for work in batch}
     rows = []
-    for event, contact in kept:
+    for event, contact, owner in kept:
         contact_id = contact if contact > 0 else links.get(event.visitor_id)
         rows.append(
             (
@@ -213,26 +285,27 @@ def _store(
                 event.utm_term,
                 event.utm_content,
                 dt_of(event.occurred_at),
-                received,
-                source,
+                received[id(owner)],
+                owner.source,
             )
         )
         if contact_id:
-            result.contact_ids.add(contact_id)
+            owner.result.contact_ids.add(contact_id)
     inserted = insert_events(dialect, rows)
-    result.accepted = len(inserted)
-    result.duplicate = len(rows) - len(inserted)
-    result.event_ids = [event.id for event, _ in kept]
+    # The same id twice (in one request or two sharing the transaction) is stored once: the
+    # first to name it has it accepted, any later one is a duplicate.
+    new: list[tuple[ParsedEvent, int | None]] = []
+    for (event, _, owner), row in zip(kept, rows, strict=True):
+        owner.result.event_ids.append(event.id)
+        if event.id in inserted:
+            inserted.discard(event.id)
+            owner.result.accepted += 1
+            new.append((event, row[2]))
+        else:
+            owner.result.duplicate += 1
 
-    touched = _record_touchpoints(
-        dialect,
-        [
-            (event, row[2])
-            for (event, _), row in zip(kept, rows, strict=True)
-            if event.id in inserted
-        ],
-    )
-    if first_touch:
+    touched = _record_touchpoints(dialect, new)
+    if head.first_touch:
         set_first_touch(touched | stitched_contacts)
 
 
@@ -268,10 +341,15 @@ _ANONYMOUS = -1
 
 
 def _resolve_contacts(
-    dialect: Dialect, parsed: list[ParsedEvent], actor: Any, cause: str, result: IngestResult
+    dialect: Dialect,
+    parsed: list[ParsedEvent],
+    owners: list[_Pending],
+    actor: Any,
+    cause: str,
 ) -> list[int]:
     """Each event's contact pk, ``_ANONYMOUS`` for visitor-only events, ``_REFUSED`` (with a
-    reason recorded) for events naming a contact that does not exist."""
+    reason recorded in the event's owner's result) for events naming a contact that does not
+    exist."""
     ids = {e.contact_id for e in parsed if e.contact_id is not None}
     emails = {e.email for e in parsed if e.email is not None}
     externals = {e.external_id for e in parsed if e.external_id is not None}
@@ -293,7 +371,7 @@ def _resolve_contacts(
                 failures[email] = "; ".join(m for msgs in failed.errors.values() for m in msgs)
 
     contacts: list[int] = []
-    for event in parsed:
+    for event, owner in zip(parsed, owners, strict=True):
         named: list[int] = []
         reason = ""
         if event.contact_id is not None:
@@ -316,7 +394,9 @@ def _resolve_contacts(
         if not reason and len(set(named)) > 1:
             reason = "contact_id, external_id and email name different contacts"
         if reason:
-            result.reject(event.index, {"event_id": str(uuid.UUID(event.id))}, reason, "contact")
+            owner.result.reject(
+                event.index, {"event_id": str(uuid.UUID(event.id))}, reason, "contact"
+            )
             contacts.append(_REFUSED)
         else:
             contacts.append(named[0] if named else _ANONYMOUS)

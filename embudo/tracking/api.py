@@ -1,4 +1,10 @@
-"""``POST /api/v1/events``: server-side events, one or a batch, idempotent on ``event_id``."""
+"""``POST /api/v1/events``: server-side events, one or a batch, idempotent on ``event_id``.
+
+Requests with a valid ingest key are answered by :mod:`embudo.tracking.shortcut`, a middleware
+ahead of the session, locale, CSRF and auth layers, with this module's :func:`ingest`; the rest
+(a browser session, a wrong key) go through the ninja endpoint below, which also documents the
+operation.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +62,7 @@ EVENT_SCHEMA: dict[str, Any] = {
 
 @router.post(
     "/events",
+    url_name="ingest_events",
     auth=[CachedBearerKey(), Session(csrf=True)],
     summary="Record one event or a batch",
     openapi_extra={
@@ -87,7 +94,10 @@ EVENT_SCHEMA: dict[str, Any] = {
 def ingest_events(request: HttpRequest) -> HttpResponse:
     """Store events after checking each on its own; answers once they are committed, with the
     counts accepted / duplicate / rejected and a reason for each rejected item."""
-    caller = principal(request)
+    return ingest(request, principal(request))
+
+
+def ingest(request: HttpRequest, caller: Principal) -> HttpResponse:
     caller.require(Scope.INGEST)
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > MAX_BODY:
@@ -117,7 +127,7 @@ def ingest_events(request: HttpRequest) -> HttpResponse:
                 "payload_too_large",
                 f"{len(items)} events in one request; send at most {MAX_BATCH}",
             )
-    result = record_events(items, source=EventSource.API, actor=caller.actor)
+    result = record_events(items, source=EventSource.API, actor=caller.actor, grouped=True)
     body_out = result.as_dict()
     if single:
         if result.rejected:

@@ -17,9 +17,10 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from django.db import connection
 
@@ -57,6 +58,7 @@ TOUCHPOINT_COLUMNS = (
     "event_id",
 )
 Row = tuple[Any, ...]
+P = TypeVar("P")
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -213,8 +215,16 @@ _unchecked = 0
 CHECKPOINT_EVERY = 20_000
 
 
+@dataclass
+class Turn:
+    """A writer's turn; ``events`` says how many events it wrote (for the WAL checkpoint), and
+    may be set inside the turn by a writer that learns it only then."""
+
+    events: int
+
+
 @contextmanager
-def ingest_turn(events: int = 1) -> Iterator[None]:
+def ingest_turn(events: int = 1) -> Iterator[Turn]:
     """On SQLite, wait for this writer's turn before BEGIN, in a queue the kernel wakes at once,
     and keep the WAL checkpoint out of the turn.
 
@@ -229,8 +239,9 @@ def ingest_turn(events: int = 1) -> Iterator[None]:
     does nothing (the lock is ours).
     """
     global _unchecked
+    turn = Turn(events)
     if connection.vendor != "sqlite" or connection.in_atomic_block:
-        yield
+        yield turn
         return
     name = str(connection.settings_dict["NAME"])
     path = f"{name}-ingest.lock" if os.path.isabs(name) else ""
@@ -246,13 +257,104 @@ def ingest_turn(events: int = 1) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX)
         raw.execute("PRAGMA wal_autocheckpoint=0")
         try:
-            yield
+            yield turn
         finally:
             raw.execute("PRAGMA wal_autocheckpoint=1000")
             if fd >= 0:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-            _unchecked += events
+            _unchecked += turn.events
             if _unchecked >= CHECKPOINT_EVERY:
                 _unchecked, checkpoint = 0, True
     if checkpoint:
         raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+@dataclass(eq=False)
+class Ticket(Generic[P]):
+    """One caller's work in a :class:`GroupCommit`; ``error`` is set when it was not committed."""
+
+    work: P
+    key: Hashable
+    size: int
+    error: BaseException | None = None
+    lead: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class GroupCommit(Generic[P]):
+    """Concurrent writers of one process share one write turn and one transaction.
+
+    Each caller queues its work and waits. The first caller that finds nobody writing becomes
+    the leader: it waits for the write turn (while more callers queue up behind it), takes the
+    whole queue — callers with the same ``key``, up to ``limit`` in size — and hands it to
+    ``write``, which commits it in one transaction and marks each ticket's ``error`` if that
+    ticket's work could not be committed. Then the leader passes leadership to the first caller
+    still waiting and wakes the callers it wrote for. Under no load a caller leads itself and
+    waits for nobody; under load, one commit (and one trip through SQLite's lock) serves many
+    callers. Nobody returns before the transaction holding their work has committed.
+    """
+
+    def __init__(self, write: Callable[[list[Ticket[P]], Turn], None], limit: int) -> None:
+        self._write = write
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._queue: list[Ticket[P]] = []
+        self._leading = False
+
+    def waiting(self) -> int:
+        """How many callers are queued (the leader's own work included until it takes it)."""
+        with self._lock:
+            return len(self._queue)
+
+    def run(self, work: P, key: Hashable, size: int) -> None:
+        """Return once ``work`` is committed; raise what stopped it otherwise."""
+        ticket = Ticket(work, key, size)
+        with self._lock:
+            self._queue.append(ticket)
+            leader = not self._leading
+            self._leading = True
+        if not leader:
+            ticket.done.wait()
+            if not ticket.lead:
+                if ticket.error is not None:
+                    raise ticket.error
+                return
+        self._lead(ticket)
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _lead(self, mine: Ticket[P]) -> None:
+        batch: list[Ticket[P]] = []
+        try:
+            with ingest_turn(0) as turn:
+                batch = self._take(mine)
+                self._write(batch, turn)
+        except BaseException as error:  # every caller in the batch must hear it
+            for ticket in batch or [mine]:
+                ticket.error = ticket.error or error
+        finally:
+            with self._lock:
+                if not batch:  # the turn itself failed: the leader leaves with its own work
+                    self._queue.remove(mine)
+                if self._queue:
+                    following = self._queue[0]
+                    following.lead = True
+                    following.done.set()
+                else:
+                    self._leading = False
+            for ticket in batch:
+                if ticket is not mine:
+                    ticket.done.set()
+
+    def _take(self, mine: Ticket[P]) -> list[Ticket[P]]:
+        """The leader's own ticket and the queued ones that can share its transaction."""
+        with self._lock:
+            batch, rest, size = [], [], 0
+            for ticket in self._queue:
+                if ticket is mine or (ticket.key == mine.key and size + ticket.size <= self._limit):
+                    batch.append(ticket)
+                    size += ticket.size
+                else:
+                    rest.append(ticket)
+            self._queue = rest
+        return batch
