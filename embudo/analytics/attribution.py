@@ -393,7 +393,7 @@ def assemble(raw: RawJourneyData, start: int, end: int, lookback: int) -> Journe
             tied = (at >= 0) & in_period[np.where(at >= 0, at, 0)]
             revenue = np.bincount(
                 period_index[at[tied]], weights=raw.deal_share[tied], minlength=converting
-            )
+            ).astype(np.float64)
             outside += float(raw.deal_share[~tied].sum())
 
     return Journeys(
@@ -491,8 +491,8 @@ def credit(journeys: Journeys, model: str, keys: int, half_life_ms: float) -> Cr
     key = journeys.touch_key[mask]
     revenue = journeys.revenue[journeys.touch_journey[mask]]
     return Credits(
-        np.bincount(key, weights=weights, minlength=keys),
-        np.bincount(key, weights=weights * revenue, minlength=keys),
+        np.bincount(key, weights=weights, minlength=keys).astype(np.float64),
+        np.bincount(key, weights=weights * revenue, minlength=keys).astype(np.float64),
     )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -139,7 +140,9 @@ def set_cost(
         existing = (
             Cost.objects.select_for_update()
             .filter(
-                campaign_id=key.campaign_id,
+                Q(campaign__isnull=True)
+                if key.campaign_id is None
+                else Q(campaign=key.campaign_id),
                 channel=key.channel,
                 period_start=key.start,
                 period_end=key.end,

@@ -74,7 +74,7 @@ def count_transitions(
             target[last],
             weights=np.where(converted[ended], value[ended], 0.0),
             minlength=states + 1,
-        )
+        ).astype(np.float64)
     else:
         value_out = np.zeros(states + 1)
     return MarkovChain(counts.reshape(size, size), value_out[: states + 1])
