@@ -73,7 +73,7 @@ def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
     live_server: Any, page: Any
 ) -> None:
     manager = make_user("sales_manager", first_name="Sofía")
-    team, (ana, ben) = make_team(reps=2)
+    team, (ana, _ben) = make_team(reps=2)
     make_rule(team, countries=["Spain"])
     make_policy()
     spanish = make_company(country="Spain")
