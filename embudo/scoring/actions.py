@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -346,10 +346,16 @@ def rescore_contacts(contact_ids: Iterable[int], *, cause: str = "update") -> No
     ids = sorted(set(contact_ids))
     if not ids:
         return
-    if len(ids) <= INLINE_CONTACTS:
-        engine.rescore_contacts(ids, cause=cause)
-        return
     from embudo.scoring.tasks import rescore_contacts_task
+
+    if len(ids) <= INLINE_CONTACTS:
+        try:
+            engine.rescore_contacts(ids, cause=cause)
+            return
+        except DatabaseError:
+            # The change that called us is committed already; a busy database must not turn
+            # it into an error. The worker retries the rescore instead.
+            logger.exception("rescoring contacts %s inline failed; queued instead", ids[:10])
 
     for start in range(0, len(ids), BACKGROUND_CHUNK):
         rescore_contacts_task.enqueue(ids[start : start + BACKGROUND_CHUNK], cause)
