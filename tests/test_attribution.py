@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from embudo.analytics.attribution import AttributionRequest, attribution
+from embudo.analytics.attribution import AttributionRequest, _sorted, attribution
 from embudo.deals import actions as deal_actions
 from tests.factories import journey
 from tests.factories_attribution import T0, campaign, days, lead, touch, win
@@ -369,3 +369,15 @@ def test_sales_reps_may_read_attribution_but_not_roi(client: Client, logged_in: 
 
     assert client.get("/api/v1/reports/attribution").status_code == 200
     assert client.get("/api/v1/reports/roi").status_code == 403
+
+
+@pytest.mark.parametrize("span", [10**6, 2**61])  # one 63-bit key, and too wide for one
+def test_journey_order_is_contact_then_time_then_id_however_wide_the_times(span: int) -> None:
+    rng = np.random.default_rng(3)
+    contact = rng.integers(1, 50, 5000)
+    time = rng.integers(0, 20, 5000) * (span // 20)
+    ids = rng.permutation(5000)
+
+    order = _sorted(contact, time, ids)
+
+    assert (order == np.lexsort((ids, time, contact))).all()

@@ -275,7 +275,25 @@ class Journeys:
 
 
 def _sorted(contact: IntArray, time: IntArray, tiebreak: IntArray) -> IntArray:
-    return np.lexsort((tiebreak, time, contact)).astype(np.int64)
+    """The order by (contact, time, tiebreak).
+
+    When contact and time fit together in one 63-bit key (a year of milliseconds leaves room
+    for 2^27 contacts), one stable sort of that key after one by the tie-break replaces
+    lexsort's three passes: half the time at millions of rows. Rows come from the database
+    close to id order, which the stable sort by tie-break meets in one linear pass."""
+    if contact.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    offset = contact - contact.min()
+    moment = time - time.min()
+    bits = int(moment.max()).bit_length()
+    if int(offset.max()).bit_length() + bits > 62:
+        return np.lexsort((tiebreak, time, contact)).astype(np.int64)
+    if np.all(tiebreak[1:] >= tiebreak[:-1]):
+        order = np.arange(contact.size, dtype=np.int64)
+    else:
+        order = np.argsort(tiebreak, kind="stable")
+    key = (offset[order] << bits) | moment[order]
+    return order[np.argsort(key, kind="stable")].astype(np.int64)
 
 
 def _next_at_or_after(
@@ -360,7 +378,8 @@ def assemble(raw: RawJourneyData, start: int, end: int, lookback: int) -> Journe
     group = np.cumsum(np.r_[True, group_end[:-1]]) - 1 if loose.size else loose
     last_time = lt[group_end][group] if loose.size else lt
     keep = (last_time >= start) & (last_time < end) & (lt >= last_time - lookback)
-    kept_groups = np.unique(group[keep])
+    kept = group[keep]  # sorted: unique groups are where the value changes
+    kept_groups = kept[np.r_[True, kept[1:] != kept[:-1]]] if kept.size else kept
     rank = np.full(int(group.max()) + 1 if loose.size else 0, -1, dtype=np.int64)
     rank[kept_groups] = np.arange(kept_groups.size)
 
@@ -416,7 +435,7 @@ def _anchor(
     """Per conversion, the latest event time at or before it and after ``previous``."""
     if not contact.size or not cc.size:
         return np.full(cc.size, _NEVER, dtype=np.int64)
-    order = np.lexsort((time, contact))
+    order = _sorted(contact, time, np.arange(contact.size, dtype=np.int64))
     contact, time = contact[order], time[order]
     at = _last_at_or_before(contact, time, cc, ct)
     found = at >= 0
