@@ -11,8 +11,18 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncMonth, TruncQuarter
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from embudo.crm.models import Contact
@@ -23,7 +33,6 @@ from embudo.handoff.models import (
     Handoff,
     MarketingCommitment,
     QualityMeasure,
-    SlaState,
     Verdict,
 )
 from embudo.reports import ReportOption, ReportParams, ReportSpec, Table
@@ -199,60 +208,99 @@ class SlaReport:
         return Table(columns, rows)
 
 
-def _percentiles(seconds: np.ndarray) -> tuple[float | None, float | None]:
-    if seconds.size == 0:
+def _percentiles(minutes: np.ndarray, counts: np.ndarray) -> tuple[float | None, float | None]:
+    """Median and p90 of a histogram of whole minutes (value, how many)."""
+    if counts.sum() == 0:
         return None, None
-    median, p90 = np.percentile(seconds, [50, 90]) / 60.0
+    values = np.repeat(minutes, counts)
+    median, p90 = np.percentile(values, [50, 90])
     return round(float(median), 1), round(float(p90), 1)
 
 
-_COUNTS = {
-    "handoffs": Count("id"),
-    "touched": Count("id", filter=Q(first_touch_seconds__isnull=False)),
-    "first_touch_met": Count("id", filter=Q(first_touch_state=SlaState.MET)),
-    "first_touch_breached": Count("id", filter=Q(first_touch_state=SlaState.BREACHED)),
-    "met": Count("id", filter=Q(state=SlaState.MET)),
-    "breached": Count("id", filter=Q(state=SlaState.BREACHED)),
-    "pending": Count("id", filter=Q(state=SlaState.PENDING)),
-    "accepted": Count("id", filter=Q(verdict=Verdict.ACCEPTED)),
-    "rejected": Count("id", filter=Q(verdict=Verdict.REJECTED)),
-    "recycled": Count("id", filter=Q(verdict=Verdict.RECYCLED)),
-}
+# One grouped pass yields every count: the report reads the index, never the rows.
+_STATE_FIELDS = ("state", "first_touch_state", "verdict")
 
 
 def sales_side(base: QuerySet[Handoff], by: str) -> tuple[list[SalesRow], SalesRow]:
-    """Counts per rep or team in one grouped query; the percentiles from one column read."""
+    """Counts per rep or team from one grouped query over the states; the first-touch
+    percentiles from a per-minute histogram (a few thousand rows, whatever the handoffs)."""
     key = "owner_id" if by == "rep" else "team_id"
-    grouped = {row[key]: row for row in base.values(key).annotate(**_COUNTS).order_by(key)}
-    pairs = np.array(
-        list(
-            base.filter(first_touch_seconds__isnull=False).values_list(key, "first_touch_seconds")
-        ),
-        dtype=float,
-    ).reshape(-1, 2)
-    keys = pairs[:, 0]
-    seconds = pairs[:, 1]
+    counts: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_COUNT_NAMES, 0))
+    for row in base.values(key, *_STATE_FIELDS).annotate(n=Count("id")).order_by():
+        c, n = counts[row[key]], row["n"]
+        c["handoffs"] += n
+        c[row["state"]] += n
+        c["first_touch_" + row["first_touch_state"]] += n
+        if row["verdict"]:
+            c[row["verdict"]] += n
+    histogram: dict[Any, list[tuple[int, int]]] = defaultdict(list)
+    minute = ExpressionWrapper(F("first_touch_seconds") / 60, output_field=IntegerField())
+    query = (
+        base.filter(first_touch_seconds__isnull=False)
+        .annotate(minute=minute)
+        .values(key, "minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in query:
+        histogram[row[key]].append((row["minute"], row["n"]))
     if by == "rep":
-        users = get_user_model().objects.in_bulk([k for k in grouped if k is not None])
+        users = get_user_model().objects.in_bulk([k for k in counts if k is not None])
         names = {pk: u.get_full_name() or u.get_username() for pk, u in users.items()}
         nobody = "(fallback queue)"
     else:
-        names = dict(deals_queries.teams().filter(pk__in=list(grouped)).values_list("pk", "name"))
+        names = dict(deals_queries.teams().filter(pk__in=list(counts)).values_list("pk", "name"))
         nobody = "(no team)"
     rows = []
-    for group_key, counts in grouped.items():
-        mine = seconds[np.isnan(keys)] if group_key is None else seconds[keys == group_key]
-        median, p90 = _percentiles(mine)
-        counts = {k: v for k, v in counts.items() if k != key}
+    everyone: dict[int, int] = defaultdict(int)
+    for group_key, c in counts.items():
+        pairs = np.array(histogram.get(group_key, []), dtype=np.int64).reshape(-1, 2)
+        for value, n in histogram.get(group_key, []):
+            everyone[value] += n
+        median, p90 = _percentiles(pairs[:, 0], pairs[:, 1])
         label = names.get(group_key, nobody) if group_key is not None else nobody
-        rows.append(
-            SalesRow(group_key, str(label), **counts, median_minutes=median, p90_minutes=p90)
-        )
+        c["touched"] = int(pairs[:, 1].sum())
+        rows.append(_sales_row(group_key, str(label), c, median, p90))
     rows.sort(key=lambda r: r.label.lower())
-    totals = {name: sum(getattr(r, name) for r in rows) for name in _COUNTS}
-    median, p90 = _percentiles(seconds)
-    total = SalesRow(None, "Total", **totals, median_minutes=median, p90_minutes=p90)
-    return rows, total
+    totals = {name: sum(c[name] for c in counts.values()) for name in (*_COUNT_NAMES, "touched")}
+    all_pairs = np.array(sorted(everyone.items()), dtype=np.int64).reshape(-1, 2)
+    median, p90 = _percentiles(all_pairs[:, 0], all_pairs[:, 1])
+    return rows, _sales_row(None, "Total", totals, median, p90)
+
+
+_COUNT_NAMES = (
+    "handoffs",
+    "first_touch_met",
+    "first_touch_breached",
+    "first_touch_pending",
+    "met",
+    "breached",
+    "pending",
+    "accepted",
+    "rejected",
+    "recycled",
+)
+
+
+def _sales_row(
+    key: Any, label: str, c: dict[str, int], median: float | None, p90: float | None
+) -> SalesRow:
+    return SalesRow(
+        key=key,
+        label=label,
+        handoffs=c["handoffs"],
+        touched=c["touched"],
+        first_touch_met=c["first_touch_met"],
+        first_touch_breached=c["first_touch_breached"],
+        met=c["met"],
+        breached=c["breached"],
+        pending=c["pending"],
+        accepted=c["accepted"],
+        rejected=c["rejected"],
+        recycled=c["recycled"],
+        median_minutes=median,
+        p90_minutes=p90,
+    )
 
 
 def _commitments(start: dt.date, end: dt.date) -> dict[str, MarketingCommitment]:
@@ -265,37 +313,55 @@ def _commitments(start: dt.date, end: dt.date) -> dict[str, MarketingCommitment]
     return found
 
 
+def _buckets(interval: str, start: dt.date, end: dt.date) -> list[Period]:
+    periods = []
+    period = period_of(interval, start)
+    while period.start < end:
+        periods.append(period)
+        period = period_of(interval, period.end)
+    return periods
+
+
 def marketing_side(
     base: QuerySet[Handoff], interval: str, start: dt.date, end: dt.date
 ) -> list[MarketingRow]:
-    trunc = TruncMonth if interval == "month" else TruncQuarter
-    counts = {
-        "delivered": Count("id"),
-        "accepted": Count("id", filter=Q(verdict=Verdict.ACCEPTED)),
-        "decided": Count("id", filter=~Q(verdict="")),
-    }
+    """MQLs delivered, accepted and decided by period and source in one grouped query; the
+    period of each handoff is a CASE over the period bounds (plain comparisons the index
+    serves), not a time-zone truncation per row."""
+    periods = _buckets(interval, start, end)
+    bucket = Case(
+        *(When(handed_off_at__lt=p.end_datetime(), then=Value(p.label)) for p in periods),
+        default=Value(""),
+        output_field=CharField(),
+    )
     by_period: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     query = (
-        base.annotate(bucket=trunc("handed_off_at", tzinfo=timezone.get_current_timezone()))
-        .values("bucket", "source")
-        .annotate(**counts)
-        .order_by("bucket", "source")
+        base.annotate(bucket=bucket)
+        .values("bucket", "source", "verdict")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     for row in query:
-        bucket = row["bucket"]
-        day = bucket.date() if isinstance(bucket, dt.datetime) else bucket
-        label = period_of(interval, day).label
-        by_period[label][row["source"]] = {k: row[k] for k in counts}
+        values = by_period[row["bucket"]].setdefault(
+            row["source"], {"delivered": 0, "accepted": 0, "decided": 0}
+        )
+        values["delivered"] += row["n"]
+        if row["verdict"]:
+            values["decided"] += row["n"]
+        if row["verdict"] == Verdict.ACCEPTED:
+            values["accepted"] += row["n"]
     commitments = _commitments(start, end)
     rows: list[MarketingRow] = []
-    for label in sorted(by_period):
+    for label in sorted(k for k in by_period if k):
         sources = by_period[label]
         commitment = commitments.get(label)
         measure = commitment.quality_measure if commitment else QualityMeasure.ACCEPTANCE
         rate = (
             float(commitment.min_rate) if commitment and commitment.min_rate is not None else None
         )
-        total = {k: sum(s[k] for s in sources.values()) for k in counts}
+        total = {
+            k: sum(s[k] for s in sources.values()) for k in ("delivered", "accepted", "decided")
+        }
         rows.append(
             MarketingRow(
                 label,
