@@ -12,7 +12,7 @@ from django.test import Client
 from freezegun import freeze_time
 
 from embudo.scoring import actions
-from embudo.scoring.models import ScoringModel, ScoreRule
+from embudo.scoring.models import ScoreRule, ScoringModel
 from tests.factories import PASSWORD, make_contact, make_user
 from tests.factories_scoring import did, event_rule, fit_rule, make_model
 
@@ -45,8 +45,13 @@ def test_the_contact_page_shows_scores_band_reasons_and_history(
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("role", "status", "editable"),
-    [("admin", 200, True), ("marketing", 200, True), ("sales_manager", 200, False), ("sales", 403, False)],
-)  # fmt: skip
+    [
+        ("admin", 200, True),
+        ("marketing", 200, True),
+        ("sales_manager", 200, False),
+        ("sales", 403, False),
+    ],
+)
 def test_who_may_open_and_change_the_settings_page(
     client: Client, logged_in: Any, role: str, status: int, editable: bool
 ) -> None:

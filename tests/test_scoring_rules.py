@@ -204,3 +204,26 @@ def test_score_fields_work_in_conditions_at_the_moment_asked() -> None:
         {"field": "score.main.band", "op": "eq", "value": "D"}, T0 + dt.timedelta(days=40)
     ) == {hot.pk, cold.pk}
     assert who({"field": "score.main.band", "op": "in", "value": ["B", "C"]}, T0) == {hot.pk}
+
+
+def test_the_contacts_export_carries_each_models_scores() -> None:
+    import csv
+    import io
+
+    from embudo.crm import exporting
+
+    with freeze_time(T0):
+        model = make_model(
+            [fit_rule("job_title", "eq", "CTO", 30), event_rule("demo_request", 20)], key="main"
+        )
+        cto = make_contact(job_title="CTO")
+        did(cto, "demo_request", T0)
+        actions.rescore_model(model)
+        out = io.StringIO()
+        exporting.export_csv("contacts", out)
+
+    rows = {r["email"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    row = rows[cto.email]
+    assert (row["score_main_fit"], row["score_main_engagement"]) == ("30.0", "20.0")
+    assert (row["score_main_total"], row["score_main_band"]) == ("50.0", "B")
+    assert "score_main_band" in exporting.read_only_headers("contacts")
