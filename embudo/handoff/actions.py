@@ -135,8 +135,8 @@ def hand_off(
                 routes[contact_id] = assignment.Route(None, owner_id, None, "kept its owner")
         policies = _tiers(ids, now)
         due: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-        for policy in {p.pk: p for p in policies.values()}.values():
-            due[policy.pk] = _deadlines(policy, now)
+        for tier in {p.pk: p for p in policies.values()}.values():
+            due[tier.pk] = _deadlines(tier, now)
         facts = tier_facts(ids)
         handoffs = []
         for contact_id, source, campaign, _owner in rows:
@@ -198,7 +198,8 @@ def tier_facts(contact_ids: Sequence[int]) -> dict[int, tuple[str, str, float | 
     models_ = list(scoring_queries.scoring_models().filter(enabled=True)[:1])
     scores = scoring_queries.scores_for(contact_ids, models=models_) if models_ else {}
     for contact_id in contact_ids:
-        score = (scores.get(contact_id) or [None])[0]
+        mine = scores.get(contact_id)
+        score = mine[0] if mine else None
         facts[contact_id] = (
             personas.get(contact_id, ""),
             score.band if score else "",
@@ -445,7 +446,7 @@ def breach_due(handoff_ids: Sequence[int], clock: str, *, now: dt.datetime | Non
             managers = managers_of(handoff.owner_id, handoff.team_id)
             handoff.escalated_to_id = managers[0] if managers else None
             what = "first touch" if clock == FIRST_TOUCH else "accept/reject"
-            owner = handoff.owner.get_username() if handoff.owner_id else "the queue"
+            owner = handoff.owner.get_username() if handoff.owner else "the queue"
             _notify(
                 managers,
                 "breach",

@@ -22,7 +22,7 @@ from embudo.handoff.models import Feedback, Handoff, Notification
 from embudo.handoff.setup import KINDS, SettingKind
 from embudo.reports import parse_date
 
-router = Router(tags=["Handoff"])
+router: Router = Router(tags=["Handoff"])
 
 
 class FeedbackIn(Schema):
@@ -307,8 +307,7 @@ def _apply(kind: SettingKind, record: models.Model, payload: dict[str, Any]) -> 
     for name in kind.fields:
         field = kind.model._meta.get_field(name)
         if field.is_relation:
-            allowed[f"{name}_id"] = field.attname  # type: ignore[attr-defined]
-            allowed[name] = field.attname  # type: ignore[attr-defined]
+            allowed[f"{name}_id"] = allowed[name] = f"{name}_id"
     unknown = sorted(set(payload) - set(allowed))
     if unknown:
         raise ValidationFailed(

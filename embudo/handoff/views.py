@@ -208,7 +208,9 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 def settings_list(request: HttpRequest, kind: str) -> HttpResponse:
     setting = _kind(request, kind, "view")
     records = setting.model._default_manager.all()
-    columns = [setting.model._meta.get_field(f).verbose_name for f in setting.fields]
+    columns = [
+        getattr(setting.model._meta.get_field(f), "verbose_name", f) for f in setting.fields
+    ]
     rows = [(r, [getattr(r, f) for f in setting.fields]) for r in records]
     return render(
         request,
