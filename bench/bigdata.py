@@ -257,6 +257,15 @@ def migrate(path: Path) -> None:
     )
 
 
+def ensure_base(contacts: int = 1_000_000, events: int = 10_000_000) -> Path:
+    """The base file of that size, built first (in another process) if missing; read only."""
+    base = default_path(contacts, events)
+    if not is_complete(base):
+        command = [sys.executable, __file__, "build", "--contacts", str(contacts)]
+        subprocess.run([*command, "--events", str(events)], check=True)
+    return base
+
+
 def prepare(
     name: str,
     contacts: int = 1_000_000,
@@ -270,13 +279,7 @@ def prepare(
     again when missing, made from another base (or an older build of it), or with
     ``fresh=True``; call before ``django.setup()``.
     """
-    base = default_path(contacts, events)
-    if not is_complete(base):
-        subprocess.run(
-            [sys.executable, __file__, "build", "--contacts", str(contacts), "--events",
-             str(events)],
-            check=True,
-        )  # fmt: skip
+    base = ensure_base(contacts, events)
     copy = BENCH_DATA / f"{name}.sqlite3"
     # The copy remembers which base (and which build of it) it came from.
     source = Path(f"{copy}.source")
