@@ -244,6 +244,7 @@ def test_enough_new_outcomes_enqueue_one_background_retrain(
 def test_report_without_a_model_says_so() -> None:
     result = queries.report()
     assert result.model is None
+    assert result.rules_message == "No rule-based scoring model exists yet."
     out = io.StringIO()
     call_command("score", "report", stdout=out)
     assert "No predictive model yet" in out.getvalue()
@@ -264,3 +265,31 @@ def test_report_shows_held_out_figures_and_deciles() -> None:
     assert len(holdout["deciles"]) == 10
     assert sum(row["contacts"] for row in holdout["calibration"]) == 30
     assert PredictiveModel.objects.get().created_at == timezone.now()
+
+
+def test_report_validates_the_rule_based_scores_and_their_mql_threshold() -> None:
+    from embudo.scoring import actions as scoring
+    from tests.factories_scoring import fit_rule, make_model
+
+    world()
+    model = make_model(
+        [fit_rule("property.segment", "eq", "enterprise", 50)], mql_total=40, name="Main"
+    )
+    scoring.rescore_model(model)
+    enterprise = Contact.objects.filter(properties__segment="enterprise").count()
+
+    rules, message = queries.rule_validation()
+
+    assert message == ""
+    [main] = rules
+    assert main.model == "Main"
+    assert main.threshold == "total ≥ 40"
+    # Only converted contacts are enterprise in this world: every MQL became a customer.
+    assert main.above == enterprise > 0
+    assert main.above_converted == enterprise
+    assert main.precision == 1.0
+    assert main.auc is not None and main.auc > 0.6
+    assert main.best_threshold == 50.0
+    out = io.StringIO()
+    call_command("score", "report", stdout=out)
+    assert f"{enterprise} met it, {enterprise} became customers" in out.getvalue()

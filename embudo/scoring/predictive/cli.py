@@ -145,12 +145,12 @@ def report_text(result: queries.ModelReport) -> str:
         if rule.threshold is not None:
             precision = f"{rule.precision:.1%}" if rule.precision is not None else "n/a"
             lines.append(
-                f"    MQL threshold {rule.threshold:g}: {rule.above} above, "
+                f"    MQL threshold ({rule.threshold}): {rule.above} met it, "
                 f"{rule.above_converted} became customers ({precision})"
             )
         if rule.best_threshold is not None:
             lines.append(
-                f"    Best threshold by F1: {rule.best_threshold:g} (precision "
+                f"    Best total-score threshold by F1: {rule.best_threshold:g} (precision "
                 f"{rule.best_precision:.1%}, recall {rule.best_recall:.1%})"
             )
     return "\n".join(lines)

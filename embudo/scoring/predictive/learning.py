@@ -203,9 +203,12 @@ def single_field_auc(columns: np.ndarray, y: np.ndarray, kind: str) -> float:
     else:
         values = columns[:, -1].astype(np.float64)  # events: the "ever" count
         known = ~np.isnan(values)
-        groups = np.full(n, SINGLE_FIELD_BINS, dtype=np.int64)
+        # At least ~30 contacts per bin: with fewer, a bin's rate is mostly noise and small
+        # data would look "perfectly separated" by chance.
+        bins = int(np.clip(known.sum() // 30, 2, SINGLE_FIELD_BINS))
+        groups = np.full(n, bins, dtype=np.int64)
         if known.any():
-            edges = np.unique(np.quantile(values[known], np.linspace(0, 1, SINGLE_FIELD_BINS + 1)))
+            edges = np.unique(np.quantile(values[known], np.linspace(0, 1, bins + 1)))
             groups[known] = np.searchsorted(edges[1:-1], values[known], side="right")
     groups = groups.astype(np.int64)
     totals = np.bincount(groups)

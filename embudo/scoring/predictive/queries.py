@@ -51,7 +51,7 @@ class RuleValidation:
     positives: int
     auc: float | None
     deciles: list[dict[str, Any]]
-    threshold: float | None
+    threshold: str | None
     above: int = 0
     above_converted: int = 0
     precision: float | None = None
@@ -110,52 +110,71 @@ def report() -> ModelReport:
 
 
 def rule_validation() -> tuple[list[RuleValidation], str]:
-    """Validate each rule-based scoring model against the known outcomes, when the scoring app
-    provides its scores; otherwise say why the section is empty."""
+    """Validate each enabled rule-based scoring model against the known outcomes; when there is
+    none, say why the section is empty."""
     try:
         from embudo.scoring import queries as scoring_queries
     except ImportError:
         return [], _("Rule-based scoring is not available in this installation.")
-    read = getattr(scoring_queries, "scores_for_validation", None)
-    if read is None:
-        return [], _("Rule-based scoring does not publish its scores for validation yet.")
+    models = list(scoring_queries.scoring_models().filter(enabled=True))
+    if not models:
+        return [], _("No rule-based scoring model exists yet.")
     data = features.outcomes()
     if not len(data):
         return [], _("No contact has a known outcome yet.")
-    results = []
-    for item in read(data.contact_ids.tolist()):
-        results.append(validate_rule_scores(item, data))
-    if not results:
-        return [], _("No rule-based scoring model exists yet.")
-    return results, ""
+    ids = data.contact_ids.tolist()
+    totals = {model.key: np.zeros(len(ids)) for model in models}
+    qualified = {model.key: np.zeros(len(ids), dtype=bool) for model in models}
+    for start in range(0, len(ids), RULE_CHUNK):
+        chunk = ids[start : start + RULE_CHUNK]
+        scores = scoring_queries.scores_for(chunk, models=models)
+        for offset, contact_id in enumerate(chunk):
+            for score in scores.get(contact_id, []):
+                totals[score.model_key][start + offset] = score.total
+                qualified[score.model_key][start + offset] = score.qualifies
+    return [
+        validate_rule_scores(
+            model.name,
+            totals[model.key],
+            qualified[model.key],
+            data.labels.astype(np.int64),
+            _threshold_text(model),
+        )
+        for model in models
+    ], ""
 
 
-def validate_rule_scores(item: dict[str, Any], data: features.Outcomes) -> RuleValidation:
-    """``item``: {"model": name, "contact_ids": [...], "totals": [...], "threshold": T|None}.
-    Contacts without a score count as 0. Scores are today's, not as of the outcome."""
-    position = {cid: i for i, cid in enumerate(data.contact_ids.tolist())}
-    totals = np.zeros(len(data))
-    for cid, total in zip(item["contact_ids"], item["totals"], strict=True):
-        if cid in position:
-            totals[position[cid]] = float(total)
-    y = data.labels.astype(np.int64)
-    auc = None
-    if 0 < y.sum() < len(y):
-        auc = float(roc_auc_score(y, totals))
+RULE_CHUNK = 5000
+
+
+def _threshold_text(model: Any) -> str:
+    parts = []
+    if model.mql_fit is not None or model.mql_engagement is not None:
+        both = []
+        if model.mql_fit is not None:
+            both.append(f"fit ≥ {model.mql_fit:g}")
+        if model.mql_engagement is not None:
+            both.append(f"engagement ≥ {model.mql_engagement:g}")
+        parts.append(" and ".join(both))
+    if model.mql_total is not None:
+        parts.append(f"total ≥ {model.mql_total:g}")
+    return " or ".join(parts)
+
+
+def validate_rule_scores(
+    name: str, totals: np.ndarray, qualified: np.ndarray, y: np.ndarray, threshold: str
+) -> RuleValidation:
+    """Today's totals and MQL verdicts of contacts with a known outcome, against the outcome.
+    Scores are today's, not as of the outcome (the scoring app keeps no such snapshot)."""
+    auc = float(roc_auc_score(y, totals)) if 0 < y.sum() < len(y) else None
     result = RuleValidation(
-        item["model"],
-        len(y),
-        int(y.sum()),
-        auc,
-        learning.decile_table(y, totals),
-        item.get("threshold"),
+        name, len(y), int(y.sum()), auc, learning.decile_table(y, totals), threshold or None
     )
-    if result.threshold is not None:
-        above = totals >= result.threshold
-        result.above = int(above.sum())
-        result.above_converted = int(y[above].sum())
+    if threshold:
+        result.above = int(qualified.sum())
+        result.above_converted = int(y[qualified].sum())
         result.precision = result.above_converted / result.above if result.above else None
-        result.recall = result.above_converted / y.sum() if y.sum() else None
+        result.recall = result.above_converted / int(y.sum()) if y.sum() else None
     # Every candidate threshold at once: sort by score, count hits cumulatively, and read the
     # counts at the last contact of each distinct score.
     order = np.argsort(-totals, kind="stable")
