@@ -195,18 +195,28 @@ def test_when_the_shared_transaction_cannot_commit_no_caller_is_acknowledged(
     assert Event.objects.count() == 0
 
 
-def test_after_events_hooks_hear_each_callers_contacts_once_committed(
+def test_after_events_hooks_hear_the_groups_contacts_once_committed(
     held_turn: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = make_contact(), make_contact()
     heard: list[tuple[list[int], int]] = []
     lock = threading.Lock()
 
+    answered = threading.Event()
+
     def hook(contact_ids: list[int]) -> None:
-        # Runs on the caller's own connection: the events must already be committed.
+        # The events must already be committed, and no caller answered yet.
         visible = Event.objects.filter(contact_id__in=contact_ids).count()
         with lock:
-            heard.append((contact_ids, visible))
+            heard.append((contact_ids, visible if not answered.is_set() else -1))
+
+    def answer_then_mark(items: list[dict[str, Any]]) -> Callable[[], IngestResult]:
+        def call() -> IngestResult:
+            outcome = api_events(items)()
+            answered.set()
+            return outcome
+
+        return call
 
     def failing_hook(contact_ids: list[int]) -> None:
         raise RuntimeError("a broken hook must not fail the request")
@@ -216,14 +226,15 @@ def test_after_events_hooks_hear_each_callers_contacts_once_committed(
     outcomes = together(
         held_turn,
         [
-            api_events([event(contact_id=first.pk), event(contact_id=first.pk)]),
-            api_events([event(contact_id=second.pk)]),
-            api_events([event(visitor_id="v-anonymous")]),
+            answer_then_mark([event(contact_id=first.pk), event(contact_id=first.pk)]),
+            answer_then_mark([event(contact_id=second.pk)]),
+            answer_then_mark([event(visitor_id="v-anonymous")]),
         ],
     )
 
     assert [o.accepted for o in outcomes] == [2, 1, 1]
-    assert sorted(heard) == sorted([([first.pk], 2), ([second.pk], 1)])
+    # One call for the whole group, before any caller was answered.
+    assert heard == [([first.pk, second.pk], 3)]
 
 
 def test_requests_inside_a_transaction_are_stored_on_their_own(groups: list[int]) -> None:

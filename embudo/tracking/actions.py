@@ -166,7 +166,7 @@ def record_events(
         work = _Pending(parsed, now, result, source, actor, first_touch)
         if grouped and len(parsed) <= GROUP_ITEMS and not connection.in_atomic_block:
             key = (source, getattr(actor, "pk", actor), first_touch)
-            _GROUP.run(work, key, len(parsed))
+            _GROUP.run(work, key, len(parsed))  # the group's leader calls events_recorded
         else:
 
             def store() -> None:
@@ -174,7 +174,7 @@ def record_events(
                     _store([work])
 
             retrying_if_locked(store)
-        events_recorded(result.contact_ids)
+            events_recorded(result.contact_ids)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
     return result
@@ -226,7 +226,13 @@ def _write_group(tickets: list[Ticket[_Pending]], turn: Turn) -> None:
                 ticket.error = error
 
 
-_GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=MAX_BATCH)
+def _after_group(tickets: list[Ticket[_Pending]]) -> None:
+    """The AFTER_EVENTS hooks, once for every contact the group's committed callers touched:
+    hooks that rescore or reassign work set-based, so one call serves the whole group."""
+    events_recorded(set().union(*(ticket.work.result.contact_ids for ticket in tickets)))
+
+
+_GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=MAX_BATCH, after=_after_group)
 
 
 def _store(batch: list[_Pending]) -> None:

@@ -289,13 +289,21 @@ class GroupCommit(Generic[P]):
     whole queue — callers with the same ``key``, up to ``limit`` in size — and hands it to
     ``write``, which commits it in one transaction and marks each ticket's ``error`` if that
     ticket's work could not be committed. Then the leader passes leadership to the first caller
-    still waiting and wakes the callers it wrote for. Under no load a caller leads itself and
-    waits for nobody; under load, one commit (and one trip through SQLite's lock) serves many
-    callers. Nobody returns before the transaction holding their work has committed.
+    still waiting (who starts the next transaction), runs ``after`` once for the committed
+    tickets (the after-commit work: one call for the whole group), and only then wakes the
+    callers it wrote for. Under no load a caller leads itself and waits for nobody; under load,
+    one commit (and one trip through SQLite's lock) serves many callers. Nobody returns before
+    the transaction holding their work has committed and its after-commit work has run.
     """
 
-    def __init__(self, write: Callable[[list[Ticket[P]], Turn], None], limit: int) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Ticket[P]], Turn], None],
+        limit: int,
+        after: Callable[[list[Ticket[P]]], None] | None = None,
+    ) -> None:
         self._write = write
+        self._after = after
         self._limit = limit
         self._lock = threading.Lock()
         self._queue: list[Ticket[P]] = []
@@ -342,9 +350,14 @@ class GroupCommit(Generic[P]):
                     following.done.set()
                 else:
                     self._leading = False
-            for ticket in batch:
-                if ticket is not mine:
-                    ticket.done.set()
+            try:
+                committed = [ticket for ticket in batch if ticket.error is None]
+                if committed and self._after is not None:
+                    self._after(committed)
+            finally:
+                for ticket in batch:
+                    if ticket is not mine:
+                        ticket.done.set()
 
     def _take(self, mine: Ticket[P]) -> list[Ticket[P]]:
         """The leader's own ticket and the queued ones that can share its transaction."""
