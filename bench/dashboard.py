@@ -40,7 +40,8 @@ def main() -> None:
     from bigdata import PASSWORD, prepare
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "embudo.settings")
-    path = prepare("funnel", contacts=args.contacts, events=args.events)
+    name = "funnel" if args.contacts == 1_000_000 else f"funnel-{args.contacts}"
+    path = prepare(name, contacts=args.contacts, events=args.events)
     import django
 
     django.setup()

@@ -249,6 +249,10 @@ def test_registered_sla_and_attribution_reports_show_on_the_page(
         re.search(r'id="dashboard-charts"[^>]*>(.*?)</script>', html, re.S).group(1)
     )
     assert charts["attribution"]["series"][1] == {"name": "Linear", "values": [1.5, 1.5]}
+    # The fake attribution report takes no source option: the page says it is not filtered.
+    filtered = unescape(client.get("/analytics/?source=google").content.decode())
+    section = filtered.split('id="section-attribution"')[1].split("</section>")[0]
+    assert "Not filtered by: source." in section
 
 
 def test_dashboard_speaks_spanish(client: Client, logged_in: Any) -> None:

@@ -343,6 +343,12 @@ def _kpi_tiles(result: Any) -> list[tuple[str, str]]:
     ]
 
 
+FILTER_NAMES = {
+    "team": gettext_lazy("team"),
+    "source": gettext_lazy("source"),
+    "persona": gettext_lazy("persona"),
+}
+
 PACE_WORDS = {
     "on track": gettext_lazy("on track"),
     "behind": gettext_lazy("behind"),
@@ -417,7 +423,8 @@ def build(filters: DashboardFilters, problems: list[str], user: Any) -> Dashboar
         ("attribution", gettext_lazy("Attribution: models compared")),
         ("roi", gettext_lazy("Campaign ROI")),
     ):
-        if name in report_names():
+        # A role that may not read a report (ROI for sales reps) does not get its section.
+        if name in report_names() and _allowed(name, user):
             sections.append(generic_section(name, title, filters, user))
     sla = (
         generic_section("sla", gettext_lazy("SLA"), filters, user)
@@ -427,12 +434,24 @@ def build(filters: DashboardFilters, problems: list[str], user: Any) -> Dashboar
     return Dashboard(filters, problems, tiles, pacing, sla, sections, sources)
 
 
+def _allowed(name: str, user: Any) -> bool:
+    permission = get_report(name).permission
+    return not permission or bool(user.has_perm(permission))
+
+
 def generic_section(
     name: str, title: str | Promise, filters: DashboardFilters, user: Any
 ) -> Section:
     """Any registered report: its own chart() if it has one, else one built from its table;
     its headline() as tiles."""
     section = Section(name, title, name, {})
+    declared = {o.name for o in get_report(name).options}
+    ignored = sorted(set(filters.options()) - declared)
+    if ignored:
+        # Say so rather than show unfiltered numbers under filters that look applied.
+        section.note = _("Not filtered by: %(names)s.") % {
+            "names": ", ".join(str(FILTER_NAMES[n]) for n in ignored)
+        }
     result = _run(section, filters, user)
     if result is None:
         return section

@@ -162,7 +162,9 @@ class Epoch(Func):
     arity = 1
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "ROUND((julianday(%(expressions)s) - 2440587.5) * 86400.0, 3)"
+        # julianday() keeps milliseconds; the same stored time always gives the same float, and
+        # whole seconds (the period borders) are exact.
+        template = "((julianday(%(expressions)s) - 2440587.5) * 86400.0)"
         return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
@@ -200,6 +202,20 @@ def _rows(query: QuerySet[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _array(query: QuerySet[Any], dtype: np.dtype[Any]) -> np.ndarray:
+    """Run an ORM-built query straight into a numpy record array: the database driver's rows
+    go into numpy without a Python list or tuple per row kept around."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return np.fromiter(cursor, dtype=dtype)
+
+
+HISTORY_ROW = np.dtype(
+    [("contact", np.int64), ("rank", np.int16), ("from_rank", np.int16), ("at", np.float64)]
+)
 
 
 @dataclass
@@ -273,18 +289,14 @@ def _load_history(request: FunnelRequest) -> History:
         .values_list("contact_id", "r", "fr", "t")
         .order_by("contact_id", "changed_at", "id")
     )
-    rows = _rows(query)
-    if rows:
-        contact_col, rank, from_rank, at = zip(*rows, strict=True)
-    else:
-        contact_col, rank, from_rank, at = (), (), (), ()
-    ids, index = np.unique(np.array(contact_col, dtype=np.int64), return_inverse=True)
+    rows = _array(query, HISTORY_ROW)
+    ids, index = np.unique(rows["contact"], return_inverse=True)
     return History(
         ids=ids,
         contact=index.astype(np.int64),
-        rank=np.array(rank, dtype=np.int16),
-        from_rank=np.array(from_rank, dtype=np.int16),
-        at=np.array(at, dtype=np.float64),
+        rank=rows["rank"],
+        from_rank=rows["from_rank"],
+        at=rows["at"],
         start=start.timestamp(),
         end=end.timestamp(),
         contact_ids=entered.values("contact_id"),
