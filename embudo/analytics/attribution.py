@@ -50,6 +50,7 @@ DAY_MS = 86_400_000
 NO_CAMPAIGN = "(no campaign)"
 NO_TOUCHPOINT = "(no touchpoint)"
 _NEVER = np.iinfo(np.int64).min
+_FETCH_BLOCK = 100_000
 
 # Stages whose entry from outside the funnel's lead levels makes someone a lead (the W-shaped
 # model's first middle anchor); a contact imported straight as SQL became a lead then.
@@ -542,17 +543,22 @@ def markov_credit(journeys: Journeys, keys: int) -> Credits:
 
 def _fetch(queryset: QuerySet[Any], *columns: Any) -> npt.NDArray[np.float64]:
     """The rows of ``queryset.values_list(*columns)`` as one float array, read straight from
-    the cursor: at millions of rows the ORM's per-row work would be most of the report's
-    time (measured in bench/attribution.py). Every column is numeric."""
-    sql, params = queryset.values_list(*columns).query.get_compiler(using="default").as_sql()
+    the cursor a block at a time: at millions of rows the ORM's per-row work would be most of
+    the report's time, and a list of every row as Python tuples most of its memory (measured
+    in bench/attribution.py). Every column is numeric."""
+    # No ORDER BY (the models' default orderings would add a sort): numpy orders the rows.
+    query = queryset.order_by().values_list(*columns).query
+    sql, params = query.get_compiler(using="default").as_sql()
+    width = len(columns)
+    blocks = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    width = len(columns)
-    flat = np.fromiter(
-        itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
-    )
-    return flat.reshape(len(rows), width)
+        while rows := cursor.fetchmany(_FETCH_BLOCK):
+            flat = np.fromiter(
+                itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+            )
+            blocks.append(flat.reshape(len(rows), width))
+    return np.concatenate(blocks) if blocks else np.zeros((0, width))
 
 
 def _ms(values: FloatArray) -> IntArray:
