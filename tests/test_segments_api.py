@@ -506,3 +506,15 @@ def test_time_frozen_behaviour_in_preview(api: Any) -> None:
     with freeze_time(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)):
         views("ana@x.io", 3)
         assert api("post", "/api/v1/segments/preview", {"conditions": PRICING}).json()["count"] == 1
+
+
+def test_segment_pages_speak_spanish(client: Client, logged_in: Any) -> None:
+    actions.create_segment({"name": "Abiertos", "conditions": LEADS})
+    logged_in("marketing")
+    client.post("/i18n/setlang/", {"language": "es", "next": "/segments/"})
+
+    listing = client.get("/segments/").content.decode()
+    editor = client.get("/segments/new/").content.decode()
+
+    assert "Segmentos" in listing and "Nuevo segmento" in listing
+    assert "Condiciones (JSON)" in editor and "%(n)s contactos coinciden" in editor

@@ -846,7 +846,7 @@ def _behaviour(node: Mapping[str, Any], now: dt.datetime) -> Q:
         having = {f"n__{'gte' if op == 'gte' else 'exact'}": n}
         ids = (
             events.values("contact_id")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("*"))
             .filter(**having)
             .values("contact_id")
         )
