@@ -227,3 +227,12 @@ def test_the_contacts_export_carries_each_models_scores() -> None:
     assert (row["score_main_fit"], row["score_main_engagement"]) == ("30.0", "20.0")
     assert (row["score_main_total"], row["score_main_band"]) == ("50.0", "B")
     assert "score_main_band" in exporting.read_only_headers("contacts")
+
+
+def test_the_demo_models_rules_are_valid_conditions() -> None:
+    from embudo.scoring.demo import DEFAULT_RULES
+
+    problems = {
+        name: actions.condition_problem(kind, cond) for kind, name, cond, *_ in DEFAULT_RULES
+    }
+    assert {name: p for name, p in problems.items() if p} == {}

@@ -55,6 +55,7 @@ from embudo.crm.models import (
 from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
 from embudo.handoff.demo import seed_handoff
+from embudo.scoring.demo import seed_scoring
 from embudo.segments.demo import seed_segments
 from embudo.tracking.demo import seed_events
 
@@ -484,6 +485,7 @@ STEPS: list[tuple[str, Step]] = [
     ("events", seed_events),
     ("deals", seed_deals),
     ("costs", seed_costs),
+    ("scoring", seed_scoring),
     ("segments", seed_segments),
     ("handoff", seed_handoff),
 ]
