@@ -27,6 +27,7 @@ from embudo.handoff import actions, queries, reports
 from embudo.handoff.models import SlaState, Verdict
 from embudo.handoff.setup import KINDS, SettingKind
 from embudo.reports import ReportError, parse_date
+from embudo.scoring import queries as scoring_queries
 from embudo.web.access import role_required
 
 INBOX_PAGE = 50
@@ -58,9 +59,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     )
     rows = list(page)
     recent = _recent_activity([h.contact_id for h in rows])
+    scores = scoring_queries.scores_for([h.contact_id for h in rows]) if rows else {}
     now = timezone.now()
     for handoff in rows:
         handoff.recent = recent.get(handoff.contact_id, [])  # type: ignore[attr-defined]
+        # Why this lead: the score now (each enabled model) and the rules that weigh most.
+        handoff.scores = scores.get(handoff.contact_id, [])  # type: ignore[attr-defined]
         due = handoff.first_touch_due if handoff.first_touch_at is None else handoff.decision_due
         handoff.due = due  # type: ignore[attr-defined]
         handoff.overdue = bool(due and due < now)  # type: ignore[attr-defined]
