@@ -58,6 +58,8 @@ REBASE_HALF_LIVES = 256
 # Stages the MQL rule promotes from: it never moves anyone back down the funnel.
 PROMOTABLE = (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD)
 REASONS_KEPT = 5
+# Score rows written per slice (see save).
+WRITE_ROWS = 50_000
 FETCH_ROWS = 100_000
 ID_CHUNK = 5_000
 
@@ -383,24 +385,27 @@ def save(computed: Computed, *, cause: str, rebase: bool = False, promote: bool 
     write = changed | flag_changed
     crossing = met & ~(old.qualified & old_met)
 
-    rows = np.flatnonzero(write)
-    if len(rows):
-        growth = new_params.growth(now)
-        per_rule_now = computed.contributions[rows].copy()
+    growth = new_params.growth(now)
+    written = np.flatnonzero(write)
+    # A slice at a time: the reasons' text and the rows handed to the driver are Python
+    # objects, which for a million contacts at once would cost more memory than the rest.
+    for start in range(0, len(written), WRITE_ROWS):
+        rows = written[start : start + WRITE_ROWS]
+        per_rule_now = computed.contributions[rows]
         per_rule_now[:, len(plan.fit_rules) :] /= growth
         reasons, named = _reasons(plan.rules, per_rule_now)
         _write_scores(
             plan, ids[rows], fit[rows], norm[rows], met[rows], old.row_id[rows], reasons, now
         )
         history_rows = np.flatnonzero(changed[rows])
-        bands = band_of(total[rows], new_params)
+        hist = rows[history_rows]
         _write_history(
             plan,
-            ids[rows][history_rows],
-            fit[rows][history_rows],
-            engagement[rows][history_rows],
-            total[rows][history_rows],
-            bands[history_rows],
+            ids[hist],
+            fit[hist],
+            engagement[hist],
+            total[hist],
+            band_of(total[hist], new_params),
             [named[i] for i in history_rows],
             now,
             cause,
