@@ -251,7 +251,7 @@ def test_registered_sla_and_attribution_reports_show_on_the_page(
     assert charts["attribution"]["series"][1] == {"name": "Linear", "values": [1.5, 1.5]}
     # The fake attribution report takes no source option: the page says it is not filtered.
     filtered = unescape(client.get("/analytics/?source=google").content.decode())
-    section = filtered.split('id="section-attribution"')[1].split("</section>")[0]
+    section = filtered.split('data-testid="section-attribution"')[1].split("</section>")[0]
     assert "Not filtered by: source." in section
 
 
