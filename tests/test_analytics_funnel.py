@@ -205,3 +205,24 @@ def test_an_empty_period_gives_zeros_not_an_error() -> None:
     assert [s.entered for s in result.total.steps] == [0, 0, 0, 0, 0]
     assert result.total.step("lead").rate is None
     assert result.table().rows  # the total row is still there
+
+
+def test_breakdown_and_filter_by_persona_from_the_segments_app() -> None:
+    from embudo.segments import actions as segments
+
+    journey(person(job_title="Data engineer"), ("lead", at(1, 5)), ("mql", at(1, 6)))
+    journey(person(job_title="CFO"), ("lead", at(1, 7)))
+    engineers = segments.create_persona(
+        {
+            "name": "Engineer",
+            "conditions": {"field": "job_title", "op": "contains", "value": "engineer"},
+        }
+    )
+    by_persona = {g.label: g.step("lead") for g in january(breakdown="persona").groups}
+    assert {k: (v.entered, v.converted) for k, v in by_persona.items()} == {
+        "Engineer": (1, 1),
+        "No persona": (1, 0),
+    }
+    only = january(filters=Filters(persona=str(engineers.pk)))
+    assert steps(only)["lead"].entered == 1
+    assert steps(january(filters=Filters(persona="Engineer")))["mql"].entered == 1

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET
 
 from embudo.analytics import dashboard
 from embudo.analytics.funnel import persona_available
-from embudo.crm.models import Contact
 from embudo.deals.queries import teams
 from embudo.reports import ReportError, get_report, run_report
 from embudo.reports.render import as_csv
@@ -26,9 +25,9 @@ DASHBOARD_PERMISSION = "crm.view_lifecycletransition"
 def _personas() -> list[tuple[int, str]]:
     if not persona_available():
         return []
-    assignment = Contact._meta.get_field("persona_assignment").related_model
-    persona = assignment._meta.get_field("persona").related_model  # type: ignore[union-attr]
-    return list(persona.objects.order_by("name").values_list("pk", "name"))
+    from embudo.segments.queries import personas
+
+    return list(personas().order_by("name").values_list("pk", "name"))
 
 
 @require_GET
