@@ -1514,7 +1514,7 @@ def build(contacts: int, events: int, path: Path, *, as_of: dt.date, keep_indexe
         "journal_mode=OFF",
         "synchronous=OFF",
         "locking_mode=EXCLUSIVE",
-        "cache_size=-600000",
+        "cache_size=-400000",
         "temp_store=FILE",
         "threads=2",
         "foreign_keys=OFF",
