@@ -229,3 +229,23 @@ def test_a_rescore_failing_midway_keeps_every_previous_score(monkeypatch: Any) -
     model.refresh_from_db()
     assert model.status == ModelStatus.FAILED
     assert "disk full" in model.last_error
+
+
+def test_embudo_score_rescore_recomputes_a_model_and_says_what_changed() -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    with freeze_time(T0):
+        model = mql_model(key="main")
+        lead = make_contact(job_title="Director", lifecycle_stage="lead")
+        did(lead, "demo_request", T0)
+        out = io.StringIO()
+        call_command("score", "rescore", "--model", "main", stdout=out)
+
+    assert "main: 1 contacts, 1 changed, 1 new MQLs" in out.getvalue()
+    assert stage(lead) == "mql"
+    model.refresh_from_db()
+    assert model.status == ModelStatus.READY
+    with pytest.raises(CommandError, match="no scoring model with the key 'nope'"):
+        call_command("score", "rescore", "--model", "nope", stdout=io.StringIO())
