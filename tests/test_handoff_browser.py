@@ -13,7 +13,7 @@ from django.utils import timezone
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact
 from embudo.handoff import actions
-from embudo.handoff.models import Handoff
+from embudo.handoff.models import Handoff, MarketingCommitment
 from tests.factories import PASSWORD, make_company, make_contact, make_user
 from tests.factories_handoff import make_policy, make_reason, make_rule, make_team
 
@@ -106,10 +106,16 @@ def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
 
 def test_the_sla_page_in_spanish_for_marketing(live_server: Any, page: Any) -> None:
     marketer = make_user("marketing")
+    this_month = timezone.localdate().replace(day=1)
+    actions.save_setting(
+        MarketingCommitment(period_kind="month", period_start=this_month, mql_volume=500)
+    )
     log_in(page, live_server, marketer, "/leads/sla/")
     page.get_by_role("button", name="ES").click()
     page.wait_for_load_state()
     assert "Acuerdo de nivel de servicio" in page.locator("h1").inner_text()
+    commitments = page.get_by_test_id("commitments").inner_text()
+    assert "0 / 500" in commitments and "por detrás" in commitments
     # Marketing has no lead inbox.
     response = page.goto(f"{live_server.url}/leads/")
     assert response is not None and response.status == 403

@@ -64,16 +64,16 @@ def seed_handoff(ctx: Any) -> None:
         position=1,
         condition={"field": "company.employees", "op": "gte", "value": ENTERPRISE_EMPLOYEES},
         business_hours=hours,
-        first_touch_minutes=120,
-        decision_minutes=8 * 60,
+        first_touch_minutes=9 * 60,
+        decision_minutes=5 * 9 * 60,
         reassign_on_breach=True,
     )
     standard = SlaPolicy.objects.create(
         name="Standard",
         position=2,
         business_hours=hours,
-        first_touch_minutes=8 * 60,
-        decision_minutes=3 * 9 * 60,
+        first_touch_minutes=2 * 9 * 60,
+        decision_minutes=10 * 9 * 60,
     )
     teams = {t.name: t for t in deals_queries.teams()}
     for position, (region, name) in enumerate(
@@ -242,7 +242,7 @@ def _commitments(ctx: Any, rng: Any) -> None:
                 handed_off_at__gte=_midnight(start),
                 handed_off_at__lt=_midnight(add_months(start, 1)),
             ).count()
-            target = max(10, round(delivered * rng.uniform(0.9, 1.2) / 5) * 5)
+            target = max(10, round(delivered * rng.uniform(0.85, 1.1) / 5) * 5)
         else:
             target = max(10, round(target * 1.1 / 5) * 5)
         MarketingCommitment.objects.create(

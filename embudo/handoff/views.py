@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embudo.crm.errors import ValidationFailed
@@ -31,6 +32,16 @@ from embudo.scoring import queries as scoring_queries
 from embudo.web.access import role_required
 
 INBOX_PAGE = 50
+# The commitments' pace words, as the SLA page shows them.
+PACE_LABELS = {
+    "on track": gettext_lazy("on track"),
+    "behind": gettext_lazy("behind"),
+    "met": gettext_lazy("met"),
+    "missed": gettext_lazy("missed"),
+    "not started": gettext_lazy("not started"),
+    "below": gettext_lazy("below"),
+    "no verdicts yet": gettext_lazy("no verdicts yet"),
+}
 
 
 def _recent_activity(contact_ids: list[int], per_contact: int = 3) -> dict[int, list[Activity]]:
@@ -166,7 +177,10 @@ def sla_page(request: HttpRequest) -> HttpResponse:
             "report": report,
             "by": by,
             "interval": interval,
-            "commitments": reports.current_commitments(),
+            "commitments": [
+                (c, PACE_LABELS.get(c.volume_pace, ""), PACE_LABELS.get(c.quality_pace, ""))
+                for c in reports.current_commitments()
+            ],
             "loop_by": loop_by,
             "loop_choices": reports.FEEDBACK_BREAKDOWNS,
             "loop": reports.rejections_by(loop_by, report.date_from, report.date_to)[:15],
@@ -212,9 +226,7 @@ def settings_index(request: HttpRequest) -> HttpResponse:
 def settings_list(request: HttpRequest, kind: str) -> HttpResponse:
     setting = _kind(request, kind, "view")
     records = setting.model._default_manager.all()
-    columns = [
-        getattr(setting.model._meta.get_field(f), "verbose_name", f) for f in setting.fields
-    ]
+    columns = [getattr(setting.model._meta.get_field(f), "verbose_name", f) for f in setting.fields]
     rows = [(r, [getattr(r, f) for f in setting.fields]) for r in records]
     return render(
         request,
