@@ -666,19 +666,19 @@ class Generator:
             cum = np.zeros(idx.size)
             for source, options in MOVES.items():
                 here = st == source
-                for to, probability, days, scaled in options:
+                for target, probability, days, scaled in options:
                     prob = np.full(idx.size, probability)
                     if scaled == "quality":
                         prob = prob * p["quality"][idx]
                     elif scaled == "fit":
                         prob = prob * p["fit"][idx]
-                    if source == LEAD and to == MQL:
+                    if source == LEAD and target == MQL:
                         prob = np.where(recycled[idx] > 0, 0.22, prob)  # recycled come back less
-                    if source == MQL and to == LEAD:
+                    if source == MQL and target == LEAD:
                         prob = np.where(recycled[idx] > 0, 0.0, prob)  # recycled once at most
                     prob = np.minimum(prob, 0.9)
                     hit = here & (chosen < 0) & (u < cum + prob)
-                    chosen[hit], median[hit] = to, days
+                    chosen[hit], median[hit] = target, days
                     cum = np.where(here, cum + prob, cum)
             when = at[idx] + (median * rng.lognormal(0, 0.7, idx.size) * DAY).astype(np.int64)
             when = np.where(when < now, office_hours(rng, when), when)
@@ -776,7 +776,7 @@ class Generator:
         newsletter = rng.random(n) < np.where(stage == SUB, 0.85, 0.45)
         has_newsletter = rng.random(n) < 0.9
         seats = np.clip((size * rng.uniform(0.03, 0.15, n)).astype(int), 3, 400)
-        has_seats = reached[:, SQL : CUST + 1].any(axis=1)
+        has_seats = np.asarray(reached[:, SQL : CUST + 1].any(axis=1))
         crm = rng.integers(0, len(CRM_IN_USE), n)
         has_crm = rng.random(n) < 0.35
         webinar = np.minimum(p["created"] + rng.integers(0, 200, n) * DAY, self.now - DAY)

@@ -16,7 +16,7 @@ INDEXES = {"contact_first_name_prefix", "contact_last_name_prefix", "contact_ema
 
 def search(term: str) -> list[str]:
     rows = queries.contact_rows(queries.SYSTEM, queries.ContactFilter(search=term), limit=50)
-    return sorted(contact.email for contact in rows)
+    return sorted(contact.email or "" for contact in rows)
 
 
 @pytest.fixture
