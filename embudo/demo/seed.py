@@ -56,6 +56,7 @@ from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
 from embudo.handoff.demo import seed_handoff
 from embudo.scoring.demo import seed_scoring
+from embudo.scoring.predictive.demo import seed_predictive
 from embudo.segments.demo import seed_segments
 from embudo.tracking.demo import seed_events
 
@@ -488,6 +489,7 @@ STEPS: list[tuple[str, Step]] = [
     ("scoring", seed_scoring),
     ("segments", seed_segments),
     ("handoff", seed_handoff),
+    ("predictive", seed_predictive),
 ]
 
 
