@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -609,8 +610,23 @@ class TouchRows:
     key: IntArray
 
 
+def _per_page(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """``build()``, computed once per dashboard page: the attribution and ROI sections read
+    the same touchpoints (the page opens a shared cache around its sections; elsewhere this
+    simply builds)."""
+    from embudo.analytics import funnel
+
+    shared = getattr(funnel, "_shared", None)
+    return shared(("attribution", *key), build) if callable(shared) else build()
+
+
 def load_touches(window: Window, by: str) -> TouchRows:
     """Every identified touchpoint from the lookback before the period to its end."""
+    touches: TouchRows = _per_page(("touches", window, by), lambda: _load_touches(window, by))
+    return touches
+
+
+def _load_touches(window: Window, by: str) -> TouchRows:
     key = channel_code() if by == "channel" else Coalesce(F("campaign_id"), Value(0))
     rows = _fetch(
         Touchpoint.objects.filter(
@@ -657,6 +673,16 @@ def load_journeys(
 
     ``stage`` other than customer gives the journeys to that stage (no revenue, no W anchors):
     the ROI report counts leads, MQLs and SQLs by first touch with it."""
+    key = ("journeys", request.date_from, request.date_to, request.by, request.lookback_days)
+    loaded: tuple[Journeys, dict[int, tuple[str, str]]] = _per_page(
+        (*key, stage), lambda: _load_journeys(request, stage, touches)
+    )
+    return loaded
+
+
+def _load_journeys(
+    request: AttributionRequest, stage: str, touches: TouchRows | None
+) -> tuple[Journeys, dict[int, tuple[str, str]]]:
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
     start, end, earliest = window.start, window.end, window.earliest
     conversions = stage_entries(window, stage)
