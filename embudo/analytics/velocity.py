@@ -143,11 +143,10 @@ def _days(value: float) -> float:
 
 
 def _span(name: str, entered: int, durations: np.ndarray) -> Span:
+    stats: tuple[float | None, ...] = (None, None, None, None)
     if len(durations):
         median, p75, p90 = np.percentile(durations, [50, 75, 90])
         stats = (_days(median), _days(p75), _days(p90), _days(durations.mean()))
-    else:
-        stats = (None, None, None, None)
     return Span(name, entered, len(durations), entered - len(durations), *stats)
 
 
