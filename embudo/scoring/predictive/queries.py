@@ -152,13 +152,13 @@ def _threshold_text(model: Any) -> str:
     if model.mql_fit is not None or model.mql_engagement is not None:
         both = []
         if model.mql_fit is not None:
-            both.append(f"fit ≥ {model.mql_fit:g}")
+            both.append(_("fit ≥ %(value)s") % {"value": f"{model.mql_fit:g}"})
         if model.mql_engagement is not None:
-            both.append(f"engagement ≥ {model.mql_engagement:g}")
-        parts.append(" and ".join(both))
+            both.append(_("engagement ≥ %(value)s") % {"value": f"{model.mql_engagement:g}"})
+        parts.append(_(" and ").join(both))
     if model.mql_total is not None:
-        parts.append(f"total ≥ {model.mql_total:g}")
-    return " or ".join(parts)
+        parts.append(_("total ≥ %(value)s") % {"value": f"{model.mql_total:g}"})
+    return _(" or ").join(parts)
 
 
 def validate_rule_scores(
