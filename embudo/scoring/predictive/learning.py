@@ -339,7 +339,7 @@ def describe(f: Any, values: np.ndarray) -> str:
         filled = np.flatnonzero(values > 0)
         return f.categories[int(filled[0])] if filled.size else "—"
     if f.kind == "events":
-        return f"{int(values[-2])} / {int(values[-1])}"  # last 90 days / ever
+        return f"{int(values[-2])} in 90 days, {int(values[-1])} in all"
     value = values[0]
     if np.isnan(value):
         return "—"
