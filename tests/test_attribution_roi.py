@@ -250,3 +250,29 @@ def test_demo_costs_give_the_roi_report_numbers_and_are_deterministic() -> None:
                                     by="campaign"))  # fmt: skip
     sale = next(row for row in result.rows if row.label == "spring-sale")
     assert sale.cost > 0 and sale.roi("first_touch") == round(3000 / sale.cost, 4)
+
+
+def test_admin_fixes_a_figure_and_a_refused_one_keeps_the_old(
+    client: Client, logged_in: Any, tmp_path: Path
+) -> None:
+    spring = campaign("spring-sale")
+    imported(str(write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,100\n")))
+    cost = Cost.objects.get()
+    logged_in("admin")
+    form = {
+        "campaign": spring.pk, "channel": "", "period_start": "2026-03-01",
+        "period_end": "2026-03-31", "amount": "250", "currency": "eur", "note": "",
+    }  # fmt: skip
+
+    fixed = client.post(f"/admin/analytics/cost/{cost.pk}/change/", form)
+    refused = client.post(f"/admin/analytics/cost/{Cost.objects.get().pk}/change/",
+                          {**form, "amount": "300", "currency": "XYZ"}, follow=True)  # fmt: skip
+
+    assert fixed.status_code == 302
+    assert "no exchange rate from XYZ" in refused.content.decode()
+    kept = Cost.objects.get()
+    assert (kept.amount, kept.currency, kept.amount_reporting) == (
+        Decimal("250.00"),
+        "EUR",
+        Decimal("250.00"),
+    )
