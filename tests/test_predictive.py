@@ -293,3 +293,18 @@ def test_report_validates_the_rule_based_scores_and_their_mql_threshold() -> Non
     out = io.StringIO()
     call_command("score", "report", stdout=out)
     assert f"{enterprise} met it, {enterprise} became customers" in out.getvalue()
+
+
+def test_a_changed_contact_is_rescored_and_a_closed_one_loses_its_prediction() -> None:
+    world()
+    lead = open_contact(seats=10, segment="student")
+    actions.train_model(holdout=0, seed=1)
+    before = Prediction.objects.get(contact=lead).probability
+
+    crm.update_contact(lead, {"properties": {"seats": 95, "segment": "enterprise"}})
+    assert actions.score_contacts([lead.pk]) == 1
+    assert Prediction.objects.get(contact=lead).probability > before
+
+    crm.set_lifecycle_stage(lead, "customer", cause="manual")
+    assert actions.score_contacts([lead.pk]) == 0
+    assert not Prediction.objects.filter(contact=lead).exists()

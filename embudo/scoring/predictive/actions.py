@@ -276,8 +276,13 @@ def score_contacts(contact_ids: Iterable[int]) -> int:
     wanted = sorted(set(contact_ids))
     if model is None or not wanted:
         return 0
-    open_ids = set(features.open_contacts().filter(pk__in=wanted).values_list("pk", flat=True))
-    Prediction.objects.filter(contact_id__in=[i for i in wanted if i not in open_ids]).delete()
+    open_ids: set[int] = set()
+    # In chunks: an import can hand over more ids than one SQL statement may carry.
+    for start in range(0, len(wanted), features.CHUNK):
+        chunk = wanted[start : start + features.CHUNK]
+        found = set(features.open_contacts().filter(pk__in=chunk).values_list("pk", flat=True))
+        Prediction.objects.filter(contact_id__in=[i for i in chunk if i not in found]).delete()
+        open_ids |= found
     return _score(model, np.array(sorted(open_ids), dtype=np.int64))
 
 

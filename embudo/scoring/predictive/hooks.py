@@ -27,6 +27,7 @@ def stage_changed(stage: str, contact_ids: list[int]) -> None:
 
 def import_finished(result: Any) -> None:
     if getattr(result, "kind", "") == "contacts" and _has_model():
+        contacts_changed(list(getattr(result, "changed_ids", [])))
         actions.retrain_if_due()
 
 
