@@ -518,3 +518,17 @@ def test_segment_pages_speak_spanish(client: Client, logged_in: Any) -> None:
 
     assert "Segmentos" in listing and "Nuevo segmento" in listing
     assert "Condiciones (JSON)" in editor and "%(n)s contactos coinciden" in editor
+
+
+def test_personas_assign_command_reassigns_everyone() -> None:
+    from django.core.management import call_command
+
+    ana = make_contact(lifecycle_stage="lead")
+    actions.create_persona({"name": "Prospect", "conditions": LEADS})
+    PersonaAssignment.objects.all().delete()
+    out = io.StringIO()
+
+    call_command("personas", "assign", stdout=out)
+
+    assert queries.persona_of(ana).name == "Prospect"  # type: ignore[union-attr]
+    assert "1 of 1 contacts have a persona" in out.getvalue()

@@ -44,7 +44,7 @@ def _name(data: Mapping[str, Any], model: type[Segment] | type[Persona], pk: int
         raise ValidationFailed.one("name", _("a name is required"))
     if len(name) > 128:
         raise ValidationFailed.one("name", _("at most 128 characters"))
-    if model.objects.filter(name=name).exclude(pk=pk).exists():
+    if model.objects.filter(name=name).exclude(pk=pk or 0).exists():
         raise ValidationFailed.one(
             "name", _("another one is already named %(name)r") % {"name": name}
         )

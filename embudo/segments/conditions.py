@@ -12,10 +12,8 @@ from typing import Any
 
 from django.db.models import (
     Count,
-    Exists,
     F,
     Func,
-    OuterRef,
     Q,
     TextField,
     Value,
@@ -266,18 +264,12 @@ class JSONTypeOf(Func):
     a numeric comparison never meets a string."""
 
     output_field = TextField()
+    # PostgreSQL: jsonb_typeof(column -> key).
+    template = "jsonb_typeof(%(expressions)s)"
+    arg_joiner = " -> "
 
     def __init__(self, column: str, key: str) -> None:
         super().__init__(F(column), Value(key))
-
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # PostgreSQL
-        return super().as_sql(
-            compiler,
-            connection,
-            template="jsonb_typeof(%(expressions)s)",
-            arg_joiner=" -> ",
-            **extra,
-        )
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         column, key = self.get_source_expressions()
@@ -841,14 +833,11 @@ def _behaviour(node: Mapping[str, Any], now: dt.datetime) -> Q:
     if op == "gte" and n <= 0:
         q = Q()
     elif op == "gte" and n == 1:
-        q = Q(Exists(events.filter(contact=OuterRef("pk"))))
+        q = Q(pk__in=events.values("contact_id"))
     else:
         having = {f"n__{'gte' if op == 'gte' else 'exact'}": n}
         ids = (
-            events.values("contact_id")
-            .annotate(n=Count("*"))
-            .filter(**having)
-            .values("contact_id")
+            events.values("contact_id").annotate(n=Count("*")).filter(**having).values("contact_id")
         )
         q = Q(pk__in=ids)
     return ~q if negate else q

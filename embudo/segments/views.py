@@ -256,14 +256,14 @@ def persona_edit(request: HttpRequest, persona_id: int) -> HttpResponse:
 
 def _persona_form(request: HttpRequest, persona: Persona | None) -> HttpResponse:
     if request.method == "GET":
-        values = {
+        initial = {
             "name": persona.name if persona else "",
             "description": persona.description if persona else "",
             "priority": persona.priority if persona else 100,
             "conditions": json.dumps(persona.conditions, indent=2) if persona else "",
         }
-        return _editor(request, "segments/persona_form.html", persona, values, {})
-    values = {
+        return _editor(request, "segments/persona_form.html", persona, initial, {})
+    values: dict[str, str] = {
         "name": request.POST.get("name", ""),
         "description": request.POST.get("description", ""),
         "priority": request.POST.get("priority", "100"),
