@@ -308,3 +308,16 @@ def test_a_changed_contact_is_rescored_and_a_closed_one_loses_its_prediction() -
     crm.set_lifecycle_stage(lead, "customer", cause="manual")
     assert actions.score_contacts([lead.pk]) == 0
     assert not Prediction.objects.filter(contact=lead).exists()
+
+
+def test_cli_exclude_is_for_one_run_unless_remembered() -> None:
+    world()
+    call_command("score", "train", "--exclude", "seats", "--holdout", "0", stdout=io.StringIO())
+    assert "seats" not in [f["key"] for f in actions.active_model().features]  # type: ignore[union-attr]
+    assert actions.predictive_settings().excluded_fields == []
+    call_command(
+        "score", "train", "--exclude", "seats", "--remember", "--holdout", "0", stdout=io.StringIO()
+    )
+    assert actions.predictive_settings().excluded_fields == ["seats"]
+    call_command("score", "train", "--holdout", "0", stdout=io.StringIO())
+    assert "seats" not in [f["key"] for f in actions.active_model().features]  # type: ignore[union-attr]

@@ -29,6 +29,11 @@ def add_train(subparsers: Any) -> None:
         help="leave a field out of this run, on top of the stored exclusions (repeatable)",
     )
     parser.add_argument(
+        "--remember",
+        action="store_true",
+        help="store the --exclude fields in the settings, for every later run (as the page does)",
+    )
+    parser.add_argument(
         "--holdout",
         type=float,
         default=actions.DEFAULT_HOLDOUT,
@@ -47,6 +52,10 @@ def add_report(subparsers: Any) -> None:
 
 
 def run_train(options: dict[str, Any], out: OutputWrapper) -> None:
+    if options["remember"] and options["exclude"]:
+        stored = actions.predictive_settings().excluded_fields
+        saved = actions.set_excluded_fields([*stored, *options["exclude"]])
+        out.write("Excluded from now on: " + ", ".join(saved))
     result = actions.train_model(
         exclude=options["exclude"], holdout=options["holdout"], seed=options["seed"]
     )
