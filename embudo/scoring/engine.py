@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import cached_property, reduce
 from operator import or_
 from typing import Any
 
@@ -122,24 +122,44 @@ class Plan:
     def rules(self) -> tuple[Rule, ...]:
         return self.fit_rules + self.engagement_rules
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """Everything the plan's queries depend on, as text (a cache key)."""
+        return json.dumps(
+            [self.model_id, self.version, repr(self.params)]
+            + [
+                [r.id, r.kind, r.condition, r.points, r.repeatable, r.max_points]
+                for r in self.rules
+            ],
+            sort_keys=True,
+            default=str,
+        )
 
-def plan_for(model: ScoringModel) -> Plan:
-    rules = [
-        Rule(r.pk, r.name, r.kind, r.condition, r.points, r.repeatable, r.max_points)
-        for r in ScoreRule.objects.filter(model=model).order_by("kind", "position", "pk")
+
+def plan_for(model: ScoringModel, rules: Sequence[ScoreRule] | None = None) -> Plan:
+    if rules is None:
+        rules = list(ScoreRule.objects.filter(model=model).order_by("kind", "position", "pk"))
+    compact = [
+        Rule(r.pk, r.name, r.kind, r.condition, r.points, r.repeatable, r.max_points) for r in rules
     ]
     return Plan(
         model_id=model.pk,
         key=model.key,
         version=model.version,
         params=Params.of(model),
-        fit_rules=tuple(r for r in rules if r.kind == RuleKind.FIT),
-        engagement_rules=tuple(r for r in rules if r.kind == RuleKind.ENGAGEMENT),
+        fit_rules=tuple(r for r in compact if r.kind == RuleKind.FIT),
+        engagement_rules=tuple(r for r in compact if r.kind == RuleKind.ENGAGEMENT),
     )
 
 
 def enabled_plans() -> list[Plan]:
-    return [plan_for(m) for m in ScoringModel.objects.filter(enabled=True).order_by("pk")]
+    """Every enabled model, read fresh (two queries): rules change rarely, but a stale rule
+    must never score anyone."""
+    models = list(ScoringModel.objects.filter(enabled=True).order_by("pk"))
+    rules: dict[int, list[ScoreRule]] = {m.pk: [] for m in models}
+    for rule in ScoreRule.objects.filter(model__enabled=True).order_by("kind", "position", "pk"):
+        rules.setdefault(rule.model_id, []).append(rule)
+    return [plan_for(m, rules[m.pk]) for m in models]
 
 
 def fit_q(rule: Rule, now: dt.datetime) -> Q:
@@ -181,29 +201,88 @@ def compute_all(plan: Plan, now: dt.datetime) -> Computed:
     for j, rule in enumerate(plan.fit_rules):
         matched = _column(Contact.objects.filter(fit_q(rule, now)).values_list("pk"))
         contributions[_positions(ids, matched), j] = rule.points
-    _add_engagement(plan, now, ids, contributions, _events(plan, now), full_scan=True)
+    events = _events(plan, now)
+    _add_engagement(
+        plan, now, ids, contributions, lambda _first, build: build(events), full_scan=True
+    )
     return Computed(plan, now, ids, contributions)
 
 
 def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Computed:
     """A few contacts' scores under ``plan``: one query for all fit rules (each rule a flag
-    column) and one for all engagement rules, so one event costs a couple of queries."""
+    column) and one pass for all engagement rules.
+
+    For one contact (an event just came in) the two queries' SQL is built once per plan and
+    minute and reused with the contact's id: building them through the ORM would cost more
+    than running them. Relative windows ("in the last 14 days") and the events' upper bound
+    are then taken at the end of the current minute."""
     ids = np.unique(np.asarray(contact_ids, dtype=np.int64))
-    ids = _column(Contact.objects.filter(pk__in=ids.tolist()).order_by("pk").values_list("pk"))
     contributions = np.zeros((len(ids), len(plan.rules)))
     if not len(ids):
         return Computed(plan, now, ids, contributions)
+    single = len(ids) == 1
+    at = _minute_end(now) if single else now
     id_list = ids.tolist()
+
+    def query(kind: str, build: Callable[[list[int]], QuerySet[Any]]) -> Query:
+        if not single:
+            return build(id_list)
+        return _reusable_sql((plan.fingerprint, kind, at), build, id_list[0])
+
     if plan.fit_rules:
-        flags = {f"r{j}": _flag(fit_q(rule, now)) for j, rule in enumerate(plan.fit_rules)}
-        rows = _matrix(Contact.objects.filter(pk__in=id_list).annotate(**flags), ["pk", *flags])
+        flags = [f"r{j}" for j in range(len(plan.fit_rules))]
+
+        def fit_rows(some: list[int]) -> QuerySet[Any]:
+            return (
+                Contact.objects.filter(pk__in=some)
+                .annotate(
+                    **{f: _flag(fit_q(r, at)) for f, r in zip(flags, plan.fit_rules, strict=True)}
+                )
+                .values_list("pk", *flags)
+            )
+
+        rows = _fetch(query("fit", fit_rows), 1 + len(flags))
         positions = _positions(ids, rows[:, 0])
         for j, rule in enumerate(plan.fit_rules):
             hit = rows[:, 1 + j] > 0
             contributions[positions[hit], j] = rule.points
-    events = _events(plan, now).filter(contact_id__in=id_list)
-    _add_engagement(plan, now, ids, contributions, events, full_scan=False)
+
+    def events_of(first: int, build: Callable[[QuerySet[Event]], QuerySet[Any]]) -> Query:
+        return query(
+            f"events{first}", lambda some: build(_events(plan, at).filter(contact_id__in=some))
+        )
+
+    _add_engagement(plan, at, ids, contributions, events_of, full_scan=False)
     return Computed(plan, now, ids, contributions)
+
+
+# A query as a QuerySet, or as ready SQL and parameters.
+Query = QuerySet[Any] | tuple[str, list[Any]]
+# Stands for the contact's id while a reusable query's SQL is built.
+_PLACEHOLDER_ID = -918_273_645
+_SQL: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
+
+
+def _reusable_sql(
+    key: tuple[Any, ...], build: Callable[[list[int]], QuerySet[Any]], contact_id: int
+) -> Query:
+    entry = _SQL.get(key)
+    if entry is None:
+        sql, params = build([_PLACEHOLDER_ID]).query.sql_with_params()
+        params = list(params)
+        if params.count(_PLACEHOLDER_ID) != 1:
+            return build([contact_id])
+        if len(_SQL) > 512:
+            _SQL.clear()
+        entry = _SQL[key] = (sql, params, params.index(_PLACEHOLDER_ID))
+    sql, params, where = entry
+    params = params.copy()
+    params[where] = contact_id
+    return sql, params
+
+
+def _minute_end(now: dt.datetime) -> dt.datetime:
+    return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
 
 
 def _add_engagement(
@@ -211,30 +290,34 @@ def _add_engagement(
     now: dt.datetime,
     ids: np.ndarray,
     contributions: np.ndarray,
-    events: QuerySet[Event],
+    events_of: Callable[[int, Callable[[QuerySet[Event]], QuerySet[Any]]], Query],
     *,
     full_scan: bool,
 ) -> None:
     """Fill the engagement columns from one pass over the events matching any rule: each row
-    is (contact, time, a bit per rule it matches), so the events are read once, not per rule."""
+    is (contact, time, a bit per rule it matches), so the events are read once, not per rule.
+    ``events_of(first, build)`` gives the query for the group of rules starting at ``first``,
+    ``build`` turning a queryset of events into it."""
     offset = len(plan.fit_rules)
     rules = plan.engagement_rules
     for first in range(0, len(rules), RULES_PER_PASS):
         group = rules[first : first + RULES_PER_PASS]
-        filters = [event_q(rule, now) for rule in group]
-        mask = reduce(
-            operator.add,
-            [
-                Case(When(q, then=Value(1 << j)), default=Value(0), output_field=IntegerField())
-                for j, q in enumerate(filters)
-            ],
-        )
-        positions, times, bits = _event_rows(
-            events.filter(reduce(or_, filters)).values_list(
+
+        def build(events: QuerySet[Event], group: tuple[Rule, ...] = group) -> QuerySet[Any]:
+            filters = [event_q(rule, now) for rule in group]
+            mask = reduce(
+                operator.add,
+                [
+                    Case(When(q, then=Value(1 << j)), default=Value(0), output_field=IntegerField())
+                    for j, q in enumerate(filters)
+                ],
+            )
+            return events.filter(reduce(or_, filters)).values_list(
                 "contact_id", EpochSeconds("occurred_at"), mask
-            ),
-            ids,
-            scan=Event._meta.db_table if full_scan else None,
+            )
+
+        positions, times, bits = _event_rows(
+            events_of(first, build), ids, scan=Event._meta.db_table if full_scan else None
         )
         for j, rule in enumerate(group):
             hit = (bits >> j) & 1 == 1
@@ -244,7 +327,7 @@ def _add_engagement(
 
 
 def _event_rows(
-    queryset: QuerySet[Any], ids: np.ndarray, *, scan: str | None
+    queryset: Query, ids: np.ndarray, *, scan: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(position of the contact in ``ids``, epoch seconds, rule bits) of each event row, turned
     into compact arrays a chunk at a time, so ten million events stay a few hundred MB."""
@@ -314,14 +397,12 @@ def _matrix(queryset: QuerySet[Any], names: list[str]) -> np.ndarray:
     return _fetch(queryset.values_list(*names), len(names))
 
 
-def _fetch(queryset: QuerySet[Any], width: int, *, scan: str | None = None) -> np.ndarray:
+def _fetch(queryset: Query, width: int, *, scan: str | None = None) -> np.ndarray:
     chunks = list(_chunked_rows(queryset, width, scan=scan))
     return np.concatenate(chunks) if chunks else np.zeros((0, width))
 
 
-def _chunked_rows(
-    queryset: QuerySet[Any], width: int, *, scan: str | None = None
-) -> Iterator[np.ndarray]:
+def _chunked_rows(queryset: Query, width: int, *, scan: str | None = None) -> Iterator[np.ndarray]:
     """The rows as float arrays, read through the database cursor: Django's per-value
     converters would cost more than the rest of a rescore.
 
@@ -329,7 +410,7 @@ def _chunked_rows(
     reading most of the events by the (type, time) index costs a random page read per row,
     measured 5 to 10 times slower than a plain scan (PostgreSQL's planner makes that call
     itself)."""
-    sql, params = queryset.query.sql_with_params()
+    sql, params = queryset if isinstance(queryset, tuple) else queryset.query.sql_with_params()
     if scan and connection.vendor == "sqlite":
         table = connection.ops.quote_name(scan)
         sql = sql.replace(f"FROM {table}", f"FROM {table} NOT INDEXED", 1)
