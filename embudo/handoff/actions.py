@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from embudo.accounts.actions import record_audit
 from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
@@ -273,8 +275,12 @@ def _tell_owners(handoffs: Sequence[Handoff], now: dt.datetime) -> None:
         if len(theirs) == 1:
             handoff = theirs[0]
             due = handoff.first_touch_due
-            message = f"New MQL for you: {names.get(handoff.contact_id) or handoff.contact_id}" + (
-                f"; first touch due {due:%Y-%m-%d %H:%M} UTC" if due else ""
+            lead = names.get(handoff.contact_id) or handoff.contact_id
+            message = (
+                _say(gettext_noop("New MQL for you: %(lead)s; first touch due %(due)s UTC"))
+                % {"lead": lead, "due": f"{due:%Y-%m-%d %H:%M}"}
+                if due
+                else _say(gettext_noop("New MQL for you: %(lead)s")) % {"lead": lead}
             )
             _notify(
                 [owner_id],
@@ -285,7 +291,8 @@ def _tell_owners(handoffs: Sequence[Handoff], now: dt.datetime) -> None:
                 now=now,
             )
         else:
-            _notify([owner_id], "assigned", f"{len(theirs)} new MQLs for you", now=now)
+            message = _say(gettext_noop("%(n)s new MQLs for you")) % {"n": len(theirs)}
+            _notify([owner_id], "assigned", message, now=now)
 
 
 def _tell_queue(handoffs: Sequence[Handoff], now: dt.datetime) -> None:
@@ -294,7 +301,10 @@ def _tell_queue(handoffs: Sequence[Handoff], now: dt.datetime) -> None:
     if not queued:
         return
     reasons = sorted({h.routing_note for h in queued})
-    message = f"{len(queued)} MQL(s) wait in the fallback queue: " + "; ".join(reasons)
+    message = _say(gettext_noop("%(n)s MQL(s) wait in the fallback queue: %(why)s")) % {
+        "n": len(queued),
+        "why": "; ".join(reasons),
+    }
     first = queued[0] if len(queued) == 1 else None
     _notify(
         managers_of(None, None),
@@ -304,6 +314,12 @@ def _tell_queue(handoffs: Sequence[Handoff], now: dt.datetime) -> None:
         handoff_id=first.pk if first else None,
         now=now,
     )
+
+
+def _say(message: str) -> str:
+    """A notice's words in the site's language (notices are stored, then read and mailed)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return gettext(message)
 
 
 def managers_of(owner_id: int | None, team_id: int | None) -> list[int]:
@@ -445,12 +461,19 @@ def breach_due(handoff_ids: Sequence[int], clock: str, *, now: dt.datetime | Non
             _settle(handoff)
             managers = managers_of(handoff.owner_id, handoff.team_id)
             handoff.escalated_to_id = managers[0] if managers else None
-            what = "first touch" if clock == FIRST_TOUCH else "accept/reject"
-            owner = handoff.owner.get_username() if handoff.owner else "the queue"
+            what = (
+                _say(gettext_noop("first touch"))
+                if clock == FIRST_TOUCH
+                else _say(gettext_noop("accept/reject"))
+            )
+            owner = (
+                handoff.owner.get_username() if handoff.owner else _say(gettext_noop("the queue"))
+            )
             _notify(
                 managers,
                 "breach",
-                f"SLA breached ({what}) on {handoff.contact} held by {owner}",
+                _say(gettext_noop("SLA breached (%(what)s) on %(lead)s held by %(owner)s"))
+                % {"what": what, "lead": handoff.contact, "owner": owner},
                 contact_id=handoff.contact_id,
                 handoff_id=handoff.pk,
                 now=now,
@@ -508,7 +531,7 @@ def reassign(handoff: Handoff, owner_id: Any, *, actor: Any = None) -> Handoff:
         _notify(
             [owner.pk],
             "assigned",
-            f"{handoff.contact} was reassigned to you",
+            _say(gettext_noop("%(lead)s was reassigned to you")) % {"lead": handoff.contact},
             contact_id=handoff.contact_id,
             handoff_id=handoff.pk,
         )

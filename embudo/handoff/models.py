@@ -41,6 +41,7 @@ class BusinessHours(models.Model):
             models.CheckConstraint(
                 condition=models.Q(closes_at__gt=models.F("opens_at")),
                 name="business_hours_open_before_close",
+                violation_error_message=_("Business hours close before they open."),
             ),
         ]
 

@@ -15,6 +15,7 @@ from embudo.handoff.models import (
     FeedbackReason,
     Holiday,
     MarketingCommitment,
+    RepAvailability,
     SlaPolicy,
     TeamRouting,
 )
@@ -103,6 +104,27 @@ KINDS: dict[str, SettingKind] = {
             ),
             _("Marketing commitments"),
             _("Marketing's promise per month or quarter: MQL volume and minimum quality."),
+        ),
+        SettingKind(
+            "availability",
+            RepAvailability,
+            (
+                "user",
+                "takes_leads",
+                "time_zone",
+                "weekdays",
+                "works_from",
+                "works_until",
+                "away_from",
+                "away_until",
+                "capacity",
+            ),
+            _("Rep availability"),
+            _(
+                "Who takes new leads when: working days (Monday 0 to Sunday 6) and hours in the "
+                "rep's time zone, time away, and open MQLs at most. A rep without a row takes "
+                "leads at any time."
+            ),
         ),
         SettingKind(
             "teams",
