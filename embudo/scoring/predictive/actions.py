@@ -61,7 +61,12 @@ def predictive_settings() -> PredictiveSettings:
 
 
 def active_model() -> PredictiveModel | None:
-    return PredictiveModel.objects.filter(is_active=True).first()
+    # The fitted model's bytes load only when scoring reads them.
+    return PredictiveModel.objects.defer("estimator").filter(is_active=True).first()
+
+
+def has_active_model() -> bool:
+    return PredictiveModel.objects.filter(is_active=True).exists()
 
 
 def train_model(

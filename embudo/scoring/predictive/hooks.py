@@ -9,7 +9,7 @@ from embudo.scoring.predictive import actions
 
 
 def _has_model() -> bool:
-    return actions.active_model() is not None
+    return actions.has_active_model()
 
 
 def contacts_changed(contact_ids: list[int]) -> None:
