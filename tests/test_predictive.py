@@ -321,3 +321,18 @@ def test_cli_exclude_is_for_one_run_unless_remembered() -> None:
     assert actions.predictive_settings().excluded_fields == ["seats"]
     call_command("score", "train", "--holdout", "0", stdout=io.StringIO())
     assert "seats" not in [f["key"] for f in actions.active_model().features]  # type: ignore[union-attr]
+
+
+def test_merging_two_scored_contacts_keeps_one_prediction() -> None:
+    world()
+    primary = open_contact(seats=80, segment="enterprise")
+    duplicate = open_contact(seats=20, segment="smb")
+    actions.train_model(holdout=0, seed=1)
+    assert Prediction.objects.filter(contact__in=[primary, duplicate]).count() == 2
+
+    crm.merge_contacts(primary, duplicate)
+
+    assert list(
+        Prediction.objects.filter(contact=primary).values_list("contact_id", flat=True)
+    ) == [primary.pk]
+    assert Prediction.objects.count() == 1
