@@ -532,3 +532,19 @@ def test_personas_assign_command_reassigns_everyone() -> None:
 
     assert queries.persona_of(ana).name == "Prospect"  # type: ignore[union-attr]
     assert "1 of 1 contacts have a persona" in out.getvalue()
+
+
+def test_persona_change_on_a_big_database_reassigns_in_the_background(
+    settings: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    monkeypatch.setattr(actions, "SYNC_CONTACTS", 0)
+    ana = make_contact(lifecycle_stage="lead")
+
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        actions.create_persona({"name": "Prospect", "conditions": LEADS})
+    assert queries.persona_of(ana) is None  # not in the request
+    for callback in pending:
+        callback()
+
+    assert queries.persona_of(ana).name == "Prospect"  # type: ignore[union-attr]

@@ -449,3 +449,18 @@ DESCRIBED: list[tuple[Any, str]] = [
 @pytest.mark.parametrize(("condition", "text"), DESCRIBED, ids=[d[1][:40] for d in DESCRIBED])
 def test_condition_is_described_in_readable_text(db: Any, condition: Any, text: str) -> None:
     assert describe_condition(condition) == text
+
+
+def test_condition_within_some_contacts_asks_only_about_them(people: dict[str, Contact]) -> None:
+    scope = [people["Ana"].pk, people["Bob"].pk, people["Dee"].pk]
+    quiet = did("email_open", "eq", 0, 90)
+    pricing = did("page_view", "gte", 3, 14, url=("contains", "/pricing"))
+
+    def within(condition: Any) -> set[str]:
+        q = compile_condition(condition, now=NOW, contact_ids=scope)
+        return set(Contact.objects.filter(q).values_list("first_name", flat=True))
+
+    assert within(quiet) == {"Ana"}  # Cam and Eve never opened either, but were not asked about
+    assert within(pricing) == {"Ana"}
+    assert within({"not": pricing}) == {"Bob", "Dee"}
+    assert within({}) == {"Ana", "Bob", "Dee"}

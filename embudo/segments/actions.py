@@ -27,6 +27,8 @@ SEGMENT_FIELDS = ("name", "description", "kind", "conditions")
 PERSONA_FIELDS = ("name", "description", "conditions", "priority")
 # Contact ids per statement when a list of ids is sent to the database (SQLite's variable limit).
 ID_CHUNK = 5000
+# Up to this many contacts a persona change reassigns everyone within the request.
+SYNC_CONTACTS = 50_000
 
 
 def _conditions(raw: Any, *, allow_persona: bool = True) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def create_persona(data: Mapping[str, Any], *, actor: Any = None) -> Persona:
     values = _clean_persona(data, None)
     persona = Persona.objects.create(**values)
     record_audit("persona.create", "persona", persona.pk, actor=actor, changes=values)
-    assign_personas()
+    personas_changed()
     return persona
 
 
@@ -234,7 +236,7 @@ def update_persona(persona: Persona, data: Mapping[str, Any], *, actor: Any = No
     if changes:
         record_audit("persona.update", "persona", persona.pk, actor=actor, changes=changes)
         if {"conditions", "priority"} & set(changes):
-            assign_personas()
+            personas_changed()
     return persona
 
 
@@ -243,7 +245,20 @@ def delete_persona(persona: Persona, *, actor: Any = None) -> None:
     pk, name = persona.pk, persona.name
     persona.delete()
     record_audit("persona.delete", "persona", pk, actor=actor, changes={"name": name})
-    assign_personas()
+    personas_changed()
+
+
+def personas_changed() -> bool:
+    """Reassign everyone after a persona change: at once up to ``SYNC_CONTACTS`` contacts (the
+    page shows the new counts), else in a background task once this commits (a million contacts
+    take tens of seconds). Returns whether it was done at once."""
+    if Contact.objects.count() <= SYNC_CONTACTS:
+        assign_personas()
+        return True
+    from embudo.segments.tasks import assign_personas_task
+
+    transaction.on_commit(assign_personas_task.enqueue)
+    return False
 
 
 def assign_personas(contact_ids: Iterable[int] | None = None) -> int:
@@ -255,22 +270,21 @@ def assign_personas(contact_ids: Iterable[int] | None = None) -> int:
     if contact_ids is None:
         with transaction.atomic():
             PersonaAssignment.objects.all().delete()
-            return sum(_assign(p, Q()) for p in personas)
+            return sum(_assign(p, None) for p in personas)
     ids = sorted(set(contact_ids))
     total = 0
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         with transaction.atomic():
             PersonaAssignment.objects.filter(contact_id__in=chunk).delete()
-            total += sum(_assign(p, Q(pk__in=chunk)) for p in personas)
+            total += sum(_assign(p, chunk) for p in personas)
     return total
 
 
-def _assign(persona: Persona, scope: Q) -> int:
-    """Insert ``persona`` for the contacts in ``scope`` that match it and have none yet."""
+def _assign(persona: Persona, scope: list[int] | None) -> int:
+    """Insert ``persona`` for the contacts (in ``scope``) that match it and have none yet."""
     rows = (
-        Contact.objects.filter(scope)
-        .filter(compile_condition(persona.conditions))
+        Contact.objects.filter(compile_condition(persona.conditions, contact_ids=scope))
         .exclude(persona_assignment__isnull=False)
         .annotate(
             _persona=Value(persona.pk, output_field=IntegerField()),

@@ -768,25 +768,34 @@ def _validate_event_spec(spec: Any, path: str) -> dict[str, Any]:
 # --- Compiling -------------------------------------------------------------------------------
 
 
-def compile_condition(data: Any, now: dt.datetime | None = None) -> Q:
+def compile_condition(
+    data: Any, now: dt.datetime | None = None, contact_ids: Sequence[int] | None = None
+) -> Q:
     """The ``Q`` over ``crm.Contact`` for a condition (validated here unless it is a
-    :class:`Condition` already)."""
+    :class:`Condition` already).
+
+    ``contact_ids``: only these contacts are asked about (the ``Q`` includes ``pk__in``), and
+    behaviour reads only their events — pass it when checking a few contacts (one that just
+    changed, a lead to route), so "did X in the last D days" costs their events, not everyone's.
+    """
     condition = data if isinstance(data, Condition) else validate_condition(data)
-    return _compile(condition.data, now or timezone.now()) if condition.data else Q()
+    scope = None if contact_ids is None else list(contact_ids)
+    q = _compile(condition.data, now or timezone.now(), scope) if condition.data else Q()
+    return q if scope is None else Q(pk__in=scope) & q
 
 
-def _compile(node: Mapping[str, Any], now: dt.datetime) -> Q:
+def _compile(node: Mapping[str, Any], now: dt.datetime, scope: list[int] | None) -> Q:
     if "all" in node:
         q = Q()
         for item in node["all"]:
-            q &= _compile(item, now)
+            q &= _compile(item, now, scope)
         return q
     if "any" in node:
-        return _either([_compile(item, now) for item in node["any"]])
+        return _either([_compile(item, now, scope) for item in node["any"]])
     if "not" in node:
-        return ~_compile(node["not"], now)
+        return ~_compile(node["not"], now, scope)
     if "event" in node:
-        return _behaviour(node, now)
+        return _behaviour(node, now, scope)
     spec = field_spec(node["field"])
     assert spec is not None, node["field"]
     value = node.get("value")
@@ -803,16 +812,19 @@ def _compile(node: Mapping[str, Any], now: dt.datetime) -> Q:
     return spec.build(node["op"], value, now)
 
 
-def _behaviour(node: Mapping[str, Any], now: dt.datetime) -> Q:
+def _behaviour(node: Mapping[str, Any], now: dt.datetime, scope: list[int] | None) -> Q:
     """Contacts whose matching events number ``count``: one grouped pass over the events that
-    match (served by the (type, occurred_at) or (contact, occurred_at) index), joined to contacts
-    by id. Counts that zero satisfies ("did not …") are the complement of those that it does not."""
+    match (served by the (type, occurred_at) index; within a ``scope`` of contacts, by the
+    (contact, occurred_at) one), joined to contacts by id. Counts that zero satisfies ("did
+    not …") are the complement of those that it does not."""
     from embudo.tracking.models import Event
 
     spec = dict(node["event"])
     if node.get("within_days"):
         spec["within_days"] = node["within_days"]
     events = Event.objects.filter(compile_event_filter(spec, now), contact__isnull=False)
+    if scope is not None:
+        events = events.filter(contact_id__in=scope)
     op, n = node["count"]["op"], node["count"]["value"]
     if op == "gt":
         op, n = "gte", n + 1
