@@ -336,3 +336,20 @@ def test_merging_two_scored_contacts_keeps_one_prediction() -> None:
         Prediction.objects.filter(contact=primary).values_list("contact_id", flat=True)
     ) == [primary.pk]
     assert Prediction.objects.count() == 1
+
+
+def test_the_background_retrain_trains_a_new_version_with_the_stored_exclusions() -> None:
+    from embudo.scoring.predictive.tasks import retrain
+
+    world()
+    first = actions.train_model(holdout=0, seed=1)
+    actions.set_excluded_fields(["segment"])
+
+    outcome = retrain.call()
+
+    assert outcome["ok"] is True
+    assert outcome["version"] == first.version + 1  # type: ignore[operator]
+    model = actions.active_model()
+    assert model is not None and model.pk == outcome["version"]
+    assert model.excluded_fields == ["segment"]
+    assert PredictiveSettings.objects.get().retrain_enqueued_at is None
