@@ -167,3 +167,28 @@ def test_embudo_report_sla_and_the_api_agree(
 def test_the_sla_report_needs_a_role(client: Client) -> None:
     assert client.get("/api/v1/reports/sla").status_code == 401
     assert not Handoff.objects.exists()
+
+
+@freeze_time(HANDOFF_AT)
+def test_verdicts_by_the_fit_rules_that_counted_and_by_score_band() -> None:
+    from embudo.scoring import actions as scoring
+    from tests.factories_scoring import fit_rule, make_model
+
+    model = make_model(
+        [fit_rule("job_title", "contains", "Student", 30, name="Title says student")],
+        mql_total=1000,
+    )
+    bad_fit = make_reason("Bad fit", bad_fit=True)
+    students = [make_contact(lifecycle_stage="mql", job_title="Student") for _ in range(3)]
+    buyer = make_contact(lifecycle_stage="mql", job_title="CFO")
+    scoring.rescore_model(model)
+    actions.hand_off([c.pk for c in [*students, buyer]])
+    for contact in students:
+        actions.record_feedback(contact, "rejected", reason=bad_fit)
+    actions.record_feedback(buyer, "accepted")
+    [rule] = reports.rejections_by("fit_rule")
+    assert (rule["value"], rule["decided"], rule["rejected"]) == ("Title says student", 3, 3)
+    assert rule["reasons"] == {"Bad fit": 3}
+    bands = {r["value"]: r for r in reports.rejections_by("score_band")}
+    assert sum(r["decided"] for r in bands.values()) == 4
+    assert all(value != "(none)" for value in bands)

@@ -529,7 +529,7 @@ def current_commitments(now: dt.datetime | None = None) -> list[CommitmentStatus
 
 # -- the loop back -------------------------------------------------------------------------------
 
-FEEDBACK_BREAKDOWNS = ("source", "campaign", "persona", "score_band", "reason")
+FEEDBACK_BREAKDOWNS = ("source", "campaign", "persona", "score_band", "fit_rule", "reason")
 
 
 def rejections_by(
@@ -542,10 +542,16 @@ def rejections_by(
     base = Handoff.objects.filter(handed_off_at__gte=start, handed_off_at__lt=end).exclude(
         verdict=""
     )
-    key = "reason__name" if by == "reason" else by
+    if by == "fit_rule":
+        grouped = _by_fit_rule(base)
+    else:
+        key = "reason__name" if by == "reason" else by
+        grouped = [
+            (row[key] or "(none)", row["verdict"], row["reason__name"], row["n"])
+            for row in base.values(key, "verdict", "reason__name").annotate(n=Count("id"))
+        ]
     rows: dict[str, dict[str, Any]] = {}
-    for row in base.values(key, "verdict", "reason__name").annotate(n=Count("id")):
-        label = row[key] or "(none)"
+    for label, verdict, reason, n in grouped:
         entry = rows.setdefault(
             label,
             {
@@ -557,10 +563,10 @@ def rejections_by(
                 "reasons": defaultdict(int),
             },
         )
-        entry["decided"] += row["n"]
-        entry[row["verdict"]] += row["n"]
-        if row["reason__name"]:
-            entry["reasons"][row["reason__name"]] += row["n"]
+        entry["decided"] += n
+        entry[verdict] += n
+        if reason:
+            entry["reasons"][reason] += n
     out = []
     for entry in rows.values():
         entry["reasons"] = dict(sorted(entry["reasons"].items(), key=lambda kv: -kv[1]))
@@ -568,6 +574,34 @@ def rejections_by(
         out.append(entry)
     out.sort(key=lambda e: (-e["rejected"], e["value"]))
     return out
+
+
+# The fit-rule breakdown scores the most recent decided MQLs only: scoring explains contacts
+# one by one, and a few thousand verdicts say what the rules get wrong.
+FIT_RULE_SAMPLE = 5_000
+
+
+def _by_fit_rule(base: QuerySet[Handoff]) -> list[tuple[str, str, str | None, int]]:
+    """(fit rule, verdict, reason, 1) for each fit rule that counted for each decided MQL,
+    under the first enabled scoring model."""
+    from embudo.scoring import queries as scoring_queries
+
+    models_ = list(scoring_queries.scoring_models().filter(enabled=True)[:1])
+    if not models_:
+        return []
+    decided = list(
+        base.order_by("-handed_off_at").values_list("contact_id", "verdict", "reason__name")[
+            :FIT_RULE_SAMPLE
+        ]
+    )
+    scores = scoring_queries.scores_for([c for c, _v, _r in decided], models=models_)
+    rows = []
+    for contact_id, verdict, reason in decided:
+        for score in scores.get(contact_id, [])[:1]:
+            for rule in score.reasons:
+                if rule.kind == "fit" and rule.points > 0:
+                    rows.append((rule.rule, verdict, reason, 1))
+    return rows
 
 
 # Contact and company attributes whose values the fit suggestions look at.
