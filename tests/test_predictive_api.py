@@ -121,3 +121,17 @@ def test_api_keys_need_the_admin_scope_to_train(client: Client, trained: Any) ->
         ).status_code
         == 404
     )
+
+
+def test_the_predictive_admin_pages_open_for_an_admin(
+    client: Client, logged_in: Any, trained: Any
+) -> None:
+    logged_in("admin")
+    version = actions.active_model().version  # type: ignore[union-attr]
+    actions.predictive_settings()
+    for url in (
+        "/admin/predictive/predictivesettings/",
+        "/admin/predictive/predictivemodel/",
+        f"/admin/predictive/predictivemodel/{version}/change/",
+    ):
+        assert client.get(url).status_code == 200, url
