@@ -67,7 +67,7 @@ def _clean_model(data: Mapping[str, Any], model: ScoringModel | None) -> dict[st
         key = slugify(str(values.get("key") or values.get("name") or ""))[:64]
         if not key:
             errors["key"] = ["a scoring model needs a key (letters, digits, - or _)"]
-        elif ScoringModel.objects.filter(key=key).exclude(pk=getattr(model, "pk", None)).exists():
+        elif ScoringModel.objects.filter(key=key).exclude(pk=model.pk if model else 0).exists():
             errors["key"] = [f"another scoring model already has the key {key!r}"]
         values["key"] = key
     if model is None or "name" in values:

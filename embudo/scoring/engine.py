@@ -69,7 +69,7 @@ class EpochSeconds(Func):
 
     output_field = FloatField()
 
-    def as_sqlite(self, compiler: Any, conn: Any, **extra: Any) -> Any:
+    def as_sqlite(self, compiler: Any, conn: Any, **extra: Any) -> Any:  # type: ignore[override]
         return self.as_sql(
             compiler,
             conn,
@@ -268,15 +268,15 @@ def _reusable_sql(
 ) -> Query:
     entry = _SQL.get(key)
     if entry is None:
-        sql, params = build([_PLACEHOLDER_ID]).query.sql_with_params()
-        params = list(params)
-        if params.count(_PLACEHOLDER_ID) != 1:
+        built_sql, built_params = build([_PLACEHOLDER_ID]).query.sql_with_params()
+        template = list(built_params)
+        if template.count(_PLACEHOLDER_ID) != 1:
             return build([contact_id])
         if len(_SQL) > 512:
             _SQL.clear()
-        entry = _SQL[key] = (sql, params, params.index(_PLACEHOLDER_ID))
-    sql, params, where = entry
-    params = params.copy()
+        entry = _SQL[key] = (built_sql, template, template.index(_PLACEHOLDER_ID))
+    sql, template, where = entry
+    params = template.copy()
     params[where] = contact_id
     return sql, params
 
@@ -599,14 +599,16 @@ def _write_scores(
                 f"UPDATE {table} SET {quote('fit')} = %s, {quote('engagement_norm')} = %s, "
                 f"{quote('reasons')} = {json_ph}, {quote('qualified')} = %s, "
                 f"{quote('computed_at')} = %s WHERE {quote('id')} = %s",
-                zip(
-                    fit[existing].tolist(),
-                    norm[existing].tolist(),
-                    [r for r, e in zip(reasons, existing, strict=True) if e],
-                    met[existing].tolist(),
-                    [at] * int(existing.sum()),
-                    row_ids[existing].tolist(),
-                    strict=True,
+                list(
+                    zip(
+                        fit[existing].tolist(),
+                        norm[existing].tolist(),
+                        [r for r, e in zip(reasons, existing, strict=True) if e],
+                        met[existing].tolist(),
+                        [at] * int(existing.sum()),
+                        row_ids[existing].tolist(),
+                        strict=True,
+                    )
                 ),
             )
         fresh = ~existing
@@ -615,15 +617,17 @@ def _write_scores(
                 f"INSERT INTO {table} ({quote('contact_id')}, {quote('model_id')}, {quote('fit')}, "
                 f"{quote('engagement_norm')}, {quote('reasons')}, {quote('qualified')}, "
                 f"{quote('computed_at')}) VALUES (%s, %s, %s, %s, {json_ph}, %s, %s)",
-                zip(
-                    contact_ids[fresh].tolist(),
-                    [plan.model_id] * int(fresh.sum()),
-                    fit[fresh].tolist(),
-                    norm[fresh].tolist(),
-                    [r for r, f in zip(reasons, fresh, strict=True) if f],
-                    met[fresh].tolist(),
-                    [at] * int(fresh.sum()),
-                    strict=True,
+                list(
+                    zip(
+                        contact_ids[fresh].tolist(),
+                        [plan.model_id] * int(fresh.sum()),
+                        fit[fresh].tolist(),
+                        norm[fresh].tolist(),
+                        [r for r, f in zip(reasons, fresh, strict=True) if f],
+                        met[fresh].tolist(),
+                        [at] * int(fresh.sum()),
+                        strict=True,
+                    )
                 ),
             )
 
@@ -663,17 +667,19 @@ def _write_history(
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, "
             f"{_json_placeholder()}, %s)",
-            zip(
-                contact_ids.tolist(),
-                [plan.model_id] * count,
-                [at] * count,
-                np.round(fit, 4).tolist(),
-                np.round(engagement, 4).tolist(),
-                np.round(total, 4).tolist(),
-                bands.tolist(),
-                named,
-                [cause[:32]] * count,
-                strict=True,
+            list(
+                zip(
+                    contact_ids.tolist(),
+                    [plan.model_id] * count,
+                    [at] * count,
+                    np.round(fit, 4).tolist(),
+                    np.round(engagement, 4).tolist(),
+                    np.round(total, 4).tolist(),
+                    bands.tolist(),
+                    named,
+                    [cause[:32]] * count,
+                    strict=True,
+                )
             ),
         )
 

@@ -70,7 +70,7 @@ def _builder(key: str, measure: str) -> Any:
 
 
 def _expression(measure: str, params: Params, now: dt.datetime) -> Expression:
-    fit: Expression = F("fit")
+    fit: Any = F("fit")
     engagement: Expression = F("engagement_norm") * Value(1.0 / params.growth(now))
     if params.engagement_cap is not None:
         engagement = Least(engagement, Value(params.engagement_cap), output_field=FloatField())
