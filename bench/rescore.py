@@ -21,16 +21,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+
+def _page(path: str) -> dict[str, object]:
+    return {"type": "page_view", "where": [{"field": "url", "op": "contains", "value": path}]}
+
+
+# Nine rules on top of the demo model's eleven: 20 in all, 10 fit and 10 engagement.
 EXTRA_RULES = [
-    ("fit", "Spain or Mexico", {"field": "company.country", "op": "in", "value": ["Spain", "Mexico"]}, 5, False, None),
-    ("fit", "Paid search lead", {"field": "original_medium", "op": "eq", "value": "cpc"}, 3, False, None),
+    ("fit", "Spain or Mexico",
+     {"field": "company.country", "op": "in", "value": ["Spain", "Mexico"]}, 5, False, None),
+    ("fit", "Paid search lead",
+     {"field": "original_medium", "op": "eq", "value": "cpc"}, 3, False, None),
     ("fit", "Has a phone", {"field": "phone", "op": "is_set"}, 2, False, None),
-    ("fit", "50-199 employees", {"field": "company.employees", "op": "between", "value": [50, 199]}, 5, False, None),
+    ("fit", "50-199 employees",
+     {"field": "company.employees", "op": "between", "value": [50, 199]}, 5, False, None),
     ("engagement", "Email opens", {"type": "email_open"}, 1, True, 5),
     ("engagement", "Content views", {"type": "content_view"}, 2, True, 10),
-    ("engagement", "Blog reading", {"type": "page_view", "where": [{"field": "url", "op": "contains", "value": "/blog/"}]}, 1, True, 5),
-    ("engagement", "Demo page", {"type": "page_view", "where": [{"field": "url", "op": "contains", "value": "/demo"}]}, 10, False, None),
-    ("engagement", "Product pages", {"type": "page_view", "where": [{"field": "url", "op": "contains", "value": "/product/"}]}, 2, True, 8),
+    ("engagement", "Blog reading", _page("/blog/"), 1, True, 5),
+    ("engagement", "Demo page", _page("/demo"), 10, False, None),
+    ("engagement", "Product pages", _page("/product/"), 2, True, 8),
 ]  # fmt: skip
 
 
@@ -55,7 +64,7 @@ def main() -> None:
     from embudo.crm.models import Contact
     from embudo.scoring import actions
     from embudo.scoring.demo import create_default_model
-    from embudo.scoring.models import ContactScore, ScoreHistory, ScoringModel, ScoreRule
+    from embudo.scoring.models import ContactScore, ScoreHistory, ScoreRule, ScoringModel
     from embudo.tracking.models import Event
 
     ScoreHistory.objects.all().delete()
