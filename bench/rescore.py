@@ -98,9 +98,8 @@ def main() -> None:
             f"{contacts / seconds:,.0f} contacts/s, {outcome.changed:,} changed, "
             f"peak memory {peak_mb():,.0f} MB"
         )
-    print(
-        f"score rows: {ContactScore.objects.count():,}; history rows: {ScoreHistory.objects.count():,}"
-    )
+    scores, history = ContactScore.objects.count(), ScoreHistory.objects.count()
+    print(f"score rows: {scores:,}; history rows: {history:,}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
