@@ -57,3 +57,10 @@ def test_editor_shows_the_live_count_and_errors_while_typing(live_server: Any, p
     page.wait_for_url(re.compile(r"/segments/\d+/$"))
     assert page.get_by_test_id("member-count").inner_text() == "1"
     assert Segment.objects.get(name="Customers").conditions["value"] == "customer"
+
+    page.goto(f"{live_server.url}/segments/")
+    cell = page.get_by_test_id("segment-count")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=segment-count]').textContent === '1'"
+    )
+    assert cell.inner_text() == "1"
