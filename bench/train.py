@@ -62,9 +62,6 @@ def run(args: list[str], data_dir: Path, label: str) -> tuple[str, dict[str, flo
     }
 
 
-timed = run
-
-
 def bank_rows() -> tuple[list[str], list[list[str]]]:
     with BANK.open(newline="") as source:
         reader = csv.reader(source, delimiter=";")
@@ -120,13 +117,13 @@ def bank(seeds: list[int]) -> None:
         csv_path = Path(tmp) / "bank.csv"
         write_contacts(csv_path, header, rows, len(rows), 0)
         run(["migrate", "-v0"], data, "migrate")
-        _out, imported = timed(
+        _out, imported = run(
             ["import", "contacts", str(csv_path), "--id-column", "bank_id", "-q"], data, "import"
         )
         print(f"bank: imported {len(rows):,} contacts in {imported['wall_s']:.1f} s")
         aucs = []
         for seed in seeds:
-            out, fig = timed(
+            out, fig = run(
                 [
                     "score",
                     "train",
@@ -149,15 +146,16 @@ def bank(seeds: list[int]) -> None:
             print(
                 f"bank seed {seed}: {result['algorithm']} (cv {cv}); "
                 f"held out {h['contacts']:,} ({h['positives']:,} customers): AUC {h['auc']:.4f}, "
-                f"log loss {h['log_loss']:.4f}, Brier {h['brier']:.4f}; train {fig['wall_s']:.1f} s "
-                f"wall, {fig['cpu_s']:.1f} s CPU, peak {fig.get('peak_mb', 0):.0f} MB; "
+                f"log loss {h['log_loss']:.4f}, Brier {h['brier']:.4f}; "
+                f"train {fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU, "
+                f"peak {fig.get('peak_mb', 0):.0f} MB; "
                 f"flags {[f['field'] for f in result['flags']]}; load {load()}"
             )
         print(
             f"bank AUC without duration: mean {sum(aucs) / len(aucs):.4f} over seeds {seeds}, "
             f"min {min(aucs):.4f}, max {max(aucs):.4f}"
         )
-        out, fig = timed(
+        out, fig = run(
             ["score", "train", "--holdout", "0.3", "--seed", str(seeds[0]), "--format", "json"],
             data,
             "train",
@@ -182,7 +180,7 @@ def scale(contacts: int, open_leads: int, events_per_contact: int) -> None:
         events_csv = Path(tmp) / "events.csv"
         write_contacts(contacts_csv, header, rows, contacts, open_leads)
         run(["migrate", "-v0"], data, "migrate")
-        _out, fig = timed(
+        _out, fig = run(
             ["import", "contacts", str(contacts_csv), "--id-column", "bank_id", "-q"],
             data,
             "import",
@@ -190,9 +188,9 @@ def scale(contacts: int, open_leads: int, events_per_contact: int) -> None:
         print(f"scale: imported {contacts + open_leads:,} contacts in {fig['wall_s']:.1f} s")
         if events_per_contact:
             count = write_events(events_csv, contacts + open_leads, events_per_contact)
-            _out, fig = timed(["import", "events", str(events_csv), "-q"], data, "import events")
+            _out, fig = run(["import", "events", str(events_csv), "-q"], data, "import events")
             print(f"scale: imported {count:,} events in {fig['wall_s']:.1f} s")
-        out, fig = timed(
+        out, fig = run(
             ["score", "train", "--exclude", "duration", "--holdout", "0.2", "--format", "json"],
             data,
             "train",
@@ -202,7 +200,8 @@ def scale(contacts: int, open_leads: int, events_per_contact: int) -> None:
         print(
             f"scale: embudo score train on {contacts:,} contacts with outcomes "
             f"(+{open_leads:,} open scored, {events_per_contact} events each): "
-            f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU, peak {fig.get('peak_mb', 0):.0f} MB, "
+            f"{fig['wall_s']:.1f} s wall, {fig['cpu_s']:.1f} s CPU, "
+            f"peak {fig.get('peak_mb', 0):.0f} MB, "
             f"{contacts / fig['wall_s']:,.0f} contacts/s; {result['algorithm']}, held-out AUC "
             f"{h['auc']:.4f}; {len(result['metrics']['cv_auc'])} candidates; "
             f"fields {len(result['metrics']['single_field_auc'])}; "
