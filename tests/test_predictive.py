@@ -353,3 +353,25 @@ def test_the_background_retrain_trains_a_new_version_with_the_stored_exclusions(
     assert model is not None and model.pk == outcome["version"]
     assert model.excluded_fields == ["segment"]
     assert PredictiveSettings.objects.get().retrain_enqueued_at is None
+
+
+def test_company_fields_and_properties_are_read_through_the_contacts_company() -> None:
+    from tests.factories import make_company
+
+    crm.define_property("company", "tier", "text")
+    big = make_company(industry="Software", employees=900, properties={"tier": "gold"})
+    small = make_company(industry="Retail", employees=12, properties={"tier": "bronze"})
+    for i in range(40):
+        company = big if i % 2 == 0 else small
+        contact = make_contact(company_id=company.pk)
+        journey(contact, ("customer" if i % 2 == 0 else "disqualified", T0))
+
+    data = features.outcomes()
+    spec = features.build_spec(data.contact_ids, data.at)
+    x = features.matrix(spec, data.contact_ids, data.at)
+    columns = spec.columns
+    assert {"company.employees", "company.industry", "company.tier"} <= set(spec.keys())
+    employees = x[:, columns.index("company.employees")]
+    assert sorted(set(employees.tolist())) == [12.0, 900.0]
+    gold = x[:, columns.index("company.tier=gold")]
+    assert gold.sum() == 20

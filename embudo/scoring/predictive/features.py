@@ -215,12 +215,14 @@ def build_spec(
     fields: list[Field] = []
     definitions = list(PropertyDefinition.objects.order_by("object_type", "name"))
     text_values: dict[str, Counter[str]] = {}
-    company_ids: set[int] = set()
+    # How many of the training contacts work at each company: a company's values count once
+    # per contact, as the model sees them.
+    per_company: Counter[int] = Counter()
     n = len(contact_ids)
 
-    def count_text(key: str, value: Any) -> None:
+    def count_text(key: str, value: Any, times: int = 1) -> None:
         if value not in (None, ""):
-            text_values.setdefault(key, Counter())[str(value)] += 1
+            text_values.setdefault(key, Counter())[str(value)] += times
 
     for rows in _contact_rows(contact_ids):
         for row in rows:
@@ -234,17 +236,19 @@ def build_spec(
                 ):
                     count_text(definition.name, properties.get(definition.name))
             if row["company_id"]:
-                company_ids.add(row["company_id"])
-    companies = _companies(company_ids)
-    for company in companies.values():
+                per_company[row["company_id"]] += 1
+    companies = _companies(set(per_company))
+    for company_id, company in companies.items():
+        times = per_company[company_id]
         for name in COMPANY_CATEGORIES:
-            count_text(f"company.{name}", company[name])
+            count_text(f"company.{name}", company[name], times)
         for definition in definitions:
             if definition.object_type == ObjectType.COMPANY and definition.type in (
                 PropertyType.TEXT,
                 PropertyType.CHOICE,
             ):
-                count_text(f"company.{definition.name}", company["properties"].get(definition.name))
+                value = company["properties"].get(definition.name)
+                count_text(f"company.{definition.name}", value, times)
 
     min_count = max(3, int(n * 0.001))
 
