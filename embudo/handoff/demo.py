@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.contrib.auth import get_user_model
+
 from embudo.crm.models import Activity, LifecycleStage
 from embudo.deals import queries as deals_queries
 from embudo.deals.periods import add_months
@@ -102,6 +104,7 @@ def seed_handoff(ctx: Any) -> None:
         if c.company and (c.company.employees or 0) >= ENTERPRISE_EMPLOYEES
     }
     first_touches = _first_touches(ctx)
+    team_of = dict(get_user_model().objects.values_list("pk", "sales_team_membership__team_id"))
     week = actions.week_of(hours)
     handoffs: list[Handoff] = []
     feedback: list[tuple[int, Feedback]] = []
@@ -126,6 +129,7 @@ def seed_handoff(ctx: Any) -> None:
                 contact_id=pk,
                 handed_off_at=at,
                 owner_id=contact.owner_id,
+                team_id=team_of.get(contact.owner_id),
                 policy=policy,
                 routing_note="territory rule: round robin",
                 source=contact.original_source,
