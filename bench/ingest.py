@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -125,24 +126,39 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def cpu_seconds(master: int) -> float:
-    """CPU time (user + system) used so far by the server: the master, its live workers, and
-    the workers it has already reaped (gunicorn recycles them every couple thousand requests)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+class ServerCpu(threading.Thread):
+    """CPU time (user + system) the server uses while it runs: the master and its workers,
+    sampled every 0.2 s, so workers gunicorn recycles mid-run (every couple thousand requests)
+    count up to their last sample and new ones from their start."""
 
-    def stat(pid: int) -> list[int]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            return [0, 0, 0, 0]
-        return [int(x) for x in fields[11:15]]
+    def __init__(self, master: int) -> None:
+        super().__init__(daemon=True)
+        self.master = master
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stopping = threading.Event()
+        self.sample(initial=True)
 
-    utime, stime, cutime, cstime = stat(master)
-    total = utime + stime + cutime + cstime
-    for pid in children(master):
-        worker = stat(pid)
-        total += worker[0] + worker[1]
-    return total / ticks
+    def sample(self, initial: bool = False) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        for pid in [self.master, *children(self.master)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            used = (int(fields[11]) + int(fields[12])) / ticks
+            self.first.setdefault(pid, used if initial else 0.0)
+            self.last[pid] = used
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.2):
+            self.sample()
+
+    def stop(self) -> float:
+        self.stopping.set()
+        self.join()
+        self.sample()
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 def children(pid: int) -> list[int]:
@@ -316,16 +332,19 @@ def main() -> None:
             f"server: embudo serve, {args.workers} workers x {args.threads} threads; load: wrk, "
             f"1 thread, {args.connections} connections; {os.cpu_count()} CPUs shared by both"
         )
-        run_wrk(port, key, args.batch, 2, args.connections, workdir)  # warm-up
         runs = [] if args.skip_batch else [(args.batch, args.seconds)]
         if not args.skip_single:
             runs.append((1, args.seconds))
+        run_wrk(port, key, runs[0][0], 2, args.connections, workdir)  # warm-up
         results = {}
         for batch, seconds in runs:
+            time.sleep(1.0)  # let requests wrk gave up on finish before counting
+            load_before = os.getloadavg()[0]
             before = count_events(db)
-            cpu_before = cpu_seconds(server.pid)
+            cpu = ServerCpu(server.pid)
+            cpu.start()
             result = run_wrk(port, key, batch, seconds, args.connections, workdir)
-            server_cpu = cpu_seconds(server.pid) - cpu_before
+            server_cpu = cpu.stop()
             stored = count_events(db) - before
             results[batch] = result
             print(
@@ -337,7 +356,7 @@ def main() -> None:
             print(
                 f"            server CPU {server_cpu:.1f} s = {stored / server_cpu:,.0f} events "
                 f"per server CPU-second; wrk CPU {result['wrk_cpu']:.1f} s; "
-                f"load average {os.getloadavg()[0]:.1f}"
+                f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
             )
         pids = children(server.pid)
         print(f"server peak memory: {peak_rss_mb(pids):.0f} MB across {len(pids)} workers")
