@@ -249,3 +249,15 @@ def test_embudo_score_rescore_recomputes_a_model_and_says_what_changed() -> None
     assert model.status == ModelStatus.READY
     with pytest.raises(CommandError, match="no scoring model with the key 'nope'"):
         call_command("score", "rescore", "--model", "nope", stdout=io.StringIO())
+
+
+def test_a_changed_company_rescores_its_contacts(django_capture_on_commit_callbacks: Any) -> None:
+    with freeze_time(T0):
+        model = make_model([fit_rule("company.employees", "gte", 200, 10)])
+        company = make_company(employees=50)
+        contact = make_contact(company_id=company.pk)
+        actions.rescore_model(model)
+        with django_capture_on_commit_callbacks(execute=True):
+            crm.update_company(company, {"employees": 500})
+
+    assert queries.contact_scores(contact.pk, at=T0)[0].fit == 10

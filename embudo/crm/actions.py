@@ -550,6 +550,8 @@ def update_company(company: Company, data: Mapping[str, Any], *, actor: Any = No
             record_audit(
                 "company.update", "company", company.pk, actor=actor, changes=_jsonable(changes)
             )
+            # Its contacts' fit (scores, segments, personas) may hang on the company's fields.
+            contacts_changed(Contact.objects.filter(company=company).values_list("pk", flat=True))
     return company
 
 
