@@ -399,6 +399,10 @@ BAD: list[tuple[Any, str]] = [
     ),
     ({"event": {"type": "page_view"}, "within_days": -1}, "within_days: expected a whole number"),
     (f("company.employees", "between", [100, 10]), "value: the first value is greater"),
+    (
+        {"event": {"type": "x", "where": [f("property.a'b", "eq", "x")]}},
+        'event.where[0].field: unknown event field "property.a\'b"',
+    ),
     ([1, 2], "expected an object, got a list"),
 ]
 

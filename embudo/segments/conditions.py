@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -493,12 +494,16 @@ EVENT_COLUMNS = (
 )
 
 
+# Event property keys come from anyone's tracking code; the language takes plain names only.
+_EVENT_KEY = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
 def _event_field(name: str, value: Any) -> FieldSpec | None:
     """An event's column, or ``property.<key>`` of its JSON properties (typed by the value given:
     a number compares numerically, anything else as text)."""
     if name in EVENT_COLUMNS:
         return column_field(name, TEXT)
-    if name.startswith("property.") and len(name) > len("property."):
+    if name.startswith("property.") and _EVENT_KEY.fullmatch(name[len("property.") :]):
         key = name[len("property.") :]
         sample = value[0] if isinstance(value, list) and value else value
         numeric = isinstance(sample, int | float) and not isinstance(sample, bool)
