@@ -5,6 +5,7 @@ removal effects against an independent computation; the CLI and the API."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import itertools
 import json
@@ -381,3 +382,21 @@ def test_journey_order_is_contact_then_time_then_id_however_wide_the_times(span:
     order = _sorted(contact, time, ids)
 
     assert (order == np.lexsort((ids, time, contact))).all()
+
+
+def test_period_borders_follow_the_sites_time_zone(settings: Any) -> None:
+    settings.TIME_ZONE = "Europe/Madrid"  # UTC+2 in summer
+    contact = lead(days(-9))
+    touch(contact, "email", days(-3))
+    # 23:30 UTC on 31 May is already 1 June in Madrid.
+    late = dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.UTC)
+    win(contact, "100", opened=days(-1), won=late)
+
+    may = attribution(
+        AttributionRequest(date_from=dt.date(2026, 5, 1), date_to=dt.date(2026, 5, 31))
+    )
+    june = attribution(
+        AttributionRequest(date_from=dt.date(2026, 6, 1), date_to=dt.date(2026, 6, 30))
+    )
+
+    assert (may.conversions, june.conversions) == (0, 1)

@@ -674,8 +674,9 @@ def load_journeys(
     ``stage`` other than customer gives the journeys to that stage (no revenue, no W anchors):
     the ROI report counts leads, MQLs and SQLs by first touch with it."""
     key = ("journeys", request.date_from, request.date_to, request.by, request.lookback_days)
+    anchors = "w_shaped" in request.models
     loaded: tuple[Journeys, dict[int, tuple[str, str]]] = _per_page(
-        (*key, stage), lambda: _load_journeys(request, stage, touches)
+        (*key, stage, anchors), lambda: _load_journeys(request, stage, touches)
     )
     return loaded
 
@@ -690,7 +691,9 @@ def _load_journeys(
     leads = opportunities = deals = np.zeros((0, 4))
     share = np.zeros(0)
     without_contact = 0.0
-    if stage == LifecycleStage.CUSTOMER:
+    if stage == LifecycleStage.CUSTOMER and "w_shaped" in request.models:
+        # Only the W-shaped model reads the lead and opportunity moves (a second of the report
+        # at a million journeys).
         leads = _fetch(
             LifecycleTransition.objects.filter(
                 to_stage__in=_LEAD_LEVELS,
@@ -708,6 +711,7 @@ def _load_journeys(
             "contact_id",
             EpochMillis("changed_at"),
         )
+    if stage == LifecycleStage.CUSTOMER:
         links = Deal.contacts.through.objects.filter(
             deal__status=DealStatus.WON, deal__closed_at__gte=start, deal__closed_at__lt=end
         )
