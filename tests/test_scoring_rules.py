@@ -236,3 +236,24 @@ def test_the_demo_models_rules_are_valid_conditions() -> None:
         name: actions.condition_problem(kind, cond) for kind, name, cond, *_ in DEFAULT_RULES
     }
     assert {name: p for name, p in problems.items() if p} == {}
+
+
+def test_persona_and_score_conditions_compile_together() -> None:
+    from embudo.crm.models import Contact
+    from embudo.segments.conditions import compile_condition, describe_condition
+
+    with freeze_time(T0):
+        model = make_model([fit_rule("job_title", "eq", "CTO", 30)], key="main")
+        cto = make_contact(job_title="CTO")
+        make_contact()
+        actions.rescore_model(model)
+        condition = {
+            "all": [
+                {"field": "persona", "op": "is_not_set"},
+                {"field": "score.main.fit", "op": "gte", "value": 20},
+            ]
+        }
+        matched = list(Contact.objects.filter(compile_condition(condition, T0)))
+
+    assert matched == [cto]
+    assert describe_condition(condition) == "persona is not set and score main fit >= 20"
