@@ -199,18 +199,18 @@ def test_unknown_export_kind_lists_the_kinds() -> None:
 
 @pytest.fixture
 def score_columns() -> Iterator[None]:
-    """Columns another app adds (as scoring will), one query per chunk."""
+    """Columns another app adds (as scoring does), one query per chunk."""
 
     def values(chunk: Sequence[Contact], _headers: Sequence[str]) -> Iterator[list[Any]]:
         for contact in chunk:
             yield [len(contact.email or ""), "champion" if contact.first_name == "Ana" else ""]
 
     exporting.register_columns(
-        "contacts", exporting.ColumnGroup("scores", lambda: ["fit_score", "persona"], values)
+        "contacts", exporting.ColumnGroup("extra", lambda: ["extra_score", "extra_label"], values)
     )
     yield
     groups = exporting.EXPORTERS["contacts"].groups
-    groups[:] = [g for g in groups if g.name != "scores"]
+    groups[:] = [g for g in groups if g.name != "extra"]
 
 
 def test_registered_columns_are_exported_before_properties_and_skipped_on_import(
@@ -220,14 +220,14 @@ def test_registered_columns_are_exported_before_properties_and_skipped_on_import
     header = next(csv.reader(io.StringIO(text)))
     ana = next(r for r in rows_of(text) if r["email"] == "ana@example.com")
 
-    assert header.index("persona") < header.index("budget")
-    assert (ana["fit_score"], ana["persona"]) == ("15", "champion")
+    assert header.index("extra_label") < header.index("budget")
+    assert (ana["extra_score"], ana["extra_label"]) == ("15", "champion")
     path = tmp_path / "export.csv"
     path.write_text(text, encoding="utf-8")
     out = io.StringIO()
     call_command("import", "contacts", str(path), "--quiet", stdout=out, stderr=io.StringIO())
-    assert "column 'fit_score' is computed by Embudo and was not imported" in out.getvalue()
-    assert not PropertyDefinition.objects.filter(name__in=["fit_score", "persona"]).exists()
+    assert "column 'extra_score' is computed by Embudo and was not imported" in out.getvalue()
+    assert not PropertyDefinition.objects.filter(name__in=["extra_score", "extra_label"]).exists()
 
 
 def _snapshot() -> dict[str, tuple[Any, ...]]:
