@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import translation
 from freezegun import freeze_time
 
 from embudo import reports
@@ -31,6 +32,14 @@ PERIOD = "from=2026-01-01&to=2026-03-31"
 def _now() -> Iterator[None]:
     with freeze_time("2026-04-10 12:00:00"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    # A page request activates its language in this thread (LocaleMiddleware); the tests after
+    # this one must not inherit the Spanish of the last request.
+    yield
+    translation.deactivate()
 
 
 def at(m: int, d: int) -> dt.datetime:
