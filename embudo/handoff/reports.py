@@ -155,6 +155,16 @@ class SlaReport:
             "marketing": {"rows": [row.to_dict() for row in self.marketing]},
         }
 
+    def headline(self) -> list[tuple[str, Any]]:
+        """The few numbers a dashboard tile shows."""
+        total = self.sales_total
+        return [
+            ("MQLs handed off", total.handoffs),
+            ("SLA met", total.met_rate),
+            ("Breaches", total.breached),
+            ("First touch, median (min)", total.median_minutes),
+        ]
+
     def table(self) -> Table:
         columns = [
             "side",
