@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
+from functools import partial, update_wrapper
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -50,12 +50,20 @@ BEFORE_MERGE: list[Callable[[Contact, Contact], None]] = []
 AFTER_ACTIVITY: list[Callable[[list[int]], None]] = []
 
 
+def after_commit(hook: Callable[..., None], *args: Any) -> None:
+    """Run ``hook(*args)`` once the transaction commits; a failing hook is logged, not raised."""
+    call = partial(hook, *args)
+    # A robust on_commit logs a failure by the callable's __qualname__, which a bare partial lacks.
+    update_wrapper(call, hook)
+    transaction.on_commit(call, robust=True)
+
+
 def contacts_moved(stage: str, contact_ids: Iterable[int]) -> None:
     """Tell the AFTER_STAGE_CHANGE hooks, once the transaction commits."""
     ids = sorted(set(contact_ids))
     if ids:
         for hook in AFTER_STAGE_CHANGE:
-            transaction.on_commit(partial(hook, stage, ids), robust=True)
+            after_commit(hook, stage, ids)
 
 
 def activities_logged(activity_ids: Iterable[int]) -> None:
@@ -63,7 +71,7 @@ def activities_logged(activity_ids: Iterable[int]) -> None:
     ids = sorted(set(activity_ids))
     if ids:
         for hook in AFTER_ACTIVITY:
-            transaction.on_commit(partial(hook, ids), robust=True)
+            after_commit(hook, ids)
 
 
 def contacts_changed(contact_ids: Iterable[int]) -> None:
@@ -71,7 +79,7 @@ def contacts_changed(contact_ids: Iterable[int]) -> None:
     ids = sorted(set(contact_ids))
     if ids:
         for hook in AFTER_CONTACT_CHANGE:
-            transaction.on_commit(partial(hook, ids), robust=True)
+            after_commit(hook, ids)
 
 
 CONTACT_FIELDS = (

@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.actions import CONTACT_FIELDS, contacts_moved, define_property
+from embudo.crm.actions import CONTACT_FIELDS, after_commit, contacts_moved, define_property
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
@@ -818,7 +818,7 @@ def run_import(kind: str, path: str | Path, options: ImportOptions | None = None
             )
             result.committed = True
             for hook in AFTER_IMPORT:
-                transaction.on_commit(partial(hook, result), robust=True)
+                after_commit(hook, result)
     except _RollBack:
         pass
     except IntegrityError as error:
