@@ -278,3 +278,16 @@ def test_fast_lane_errors_keep_their_stable_codes(client: Client, ingest_key: st
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
     assert "Content-Language" not in response
+
+
+def test_fast_lane_answers_in_the_requests_language_not_the_threads_last_one(
+    client: Client, ingest_key: str
+) -> None:
+    from django.utils import translation
+
+    translation.activate("es")  # as a Spanish page served by this thread before would leave it
+
+    response = post(client, ingest_key, event(visitor_id="v-lang"))
+
+    assert response.status_code == 200
+    assert translation.get_language() == "en"

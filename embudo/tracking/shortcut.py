@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
+from django.utils import translation
 
 from embudo.accounts.actions import key_allows
 from embudo.accounts.models import Scope
@@ -37,6 +38,9 @@ class EventsShortcut:
             caller = _ingest_key(request.META.get("HTTP_AUTHORIZATION", ""))
             if caller is not None:
                 request.get_host()  # refuses a Host not in ALLOWED_HOSTS, as the full stack does
+                # The language LocaleMiddleware would pick: a thread keeps the last one it was
+                # given, and what runs after the commit (hooks) must not inherit a stranger's.
+                translation.activate(translation.get_language_from_request(request))
                 try:
                     return ingest(request, caller)
                 except ApiError as error:
