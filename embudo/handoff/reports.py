@@ -605,7 +605,7 @@ def _by_fit_rule(base: QuerySet[Handoff]) -> list[tuple[str, str, str | None, in
         ]
     )
     scores = scoring_queries.scores_for([c for c, _v, _r in decided], models=models_)
-    rows = []
+    rows: list[tuple[str, str, str | None, int]] = []
     for contact_id, verdict, reason in decided:
         for score in scores.get(contact_id, [])[:1]:
             for rule in score.reasons:

@@ -22,7 +22,7 @@ from embudo.scoring import actions, queries
 from embudo.scoring.models import ScoreRule, ScoringModel
 from embudo.segments.conditions import ConditionError, describe_condition
 
-router = Router(tags=["Scoring"])
+router: Router = Router(tags=["Scoring"])
 
 
 class ErrorBody(Schema):

@@ -38,7 +38,7 @@ from embudo.segments.schemas import (
     segment_data,
 )
 
-router = Router(tags=["Segments"])
+router: Router = Router(tags=["Segments"])
 
 ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error}
 MAX_MEMBER_IDS = 10_000

@@ -17,7 +17,7 @@ from embudo.crm.schemas import Error
 from embudo.scoring.predictive import actions, queries
 from embudo.scoring.predictive.models import PredictiveModel
 
-router = Router(tags=["Predictive scoring"])
+router: Router = Router(tags=["Predictive scoring"])
 
 ERRORS: dict[int, Any] = {400: Error, 401: Error, 403: Error, 404: Error, 422: Error}
 VIEW = "predictive.view_predictivemodel"
