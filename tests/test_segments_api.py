@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import translation
 from freezegun import freeze_time
 
 from embudo.accounts.actions import create_api_key
@@ -513,8 +514,12 @@ def test_segment_pages_speak_spanish(client: Client, logged_in: Any) -> None:
     logged_in("marketing")
     client.post("/i18n/setlang/", {"language": "es", "next": "/segments/"})
 
-    listing = client.get("/segments/").content.decode()
-    editor = client.get("/segments/new/").content.decode()
+    try:
+        listing = client.get("/segments/").content.decode()
+        editor = client.get("/segments/new/").content.decode()
+    finally:
+        # A page request leaves its language active in this thread; later tests expect English.
+        translation.deactivate()
 
     assert "Segmentos" in listing and "Nuevo segmento" in listing
     assert "Condiciones (JSON)" in editor and "%(n)s contactos coinciden" in editor
