@@ -291,3 +291,22 @@ def test_fast_lane_answers_in_the_requests_language_not_the_threads_last_one(
 
     assert response.status_code == 200
     assert translation.get_language() == "en"
+
+
+def test_a_full_length_url_is_stored_and_an_oversized_non_ascii_one_is_refused(
+    client: Client, ingest_key: str
+) -> None:
+    contact = make_contact()
+    longest = "https://example.com/" + "a" * 2028
+    oversized = "https://example.com/" + "ñ" * 1500  # 1,520 characters, 3,020 bytes
+
+    response = post(
+        client,
+        ingest_key,
+        {"events": [event(contact_id=contact.pk, url=u) for u in (longest, oversized)]},
+    )
+
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["errors"][0]["field"] == "url" and "bytes" in body["errors"][0]["reason"]
+    assert Event.objects.get().url == longest

@@ -169,6 +169,9 @@ def parse_event(
     url = get("url") or ""
     if type(url) is not str or len(url) > MAX_URL:
         url = _text(url, "url", MAX_URL)
+    elif not url.isascii() and len(url.encode()) > MAX_URL:
+        # The URL is a key of the events-by-type index; PostgreSQL caps an index entry's size.
+        raise Invalid(f"url is longer than {MAX_URL} bytes; send it percent-encoded", "url")
     referrer = get("referrer") or ""
     if type(referrer) is not str or len(referrer) > MAX_URL:
         referrer = _text(referrer, "referrer", MAX_URL)
