@@ -73,6 +73,7 @@ def test_sales_side_by_rep(month: dict[str, Any]) -> None:
     assert ben.median_minutes == 90.0 and ben.met_rate == 0.0
     assert report.sales_total.handoffs == 4 and report.sales_total.breached == 2
     assert dict(report.headline())["Breaches"] == 2
+    assert dict(report.headline())["SLA met"] == "50%"
     by_team = reports.sla_report(dt.date(2026, 3, 1), dt.date(2026, 3, 31), by="team")
     [team_row] = by_team.sales
     assert team_row.label == month["team"].name and team_row.median_minutes == 30.0

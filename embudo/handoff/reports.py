@@ -160,7 +160,7 @@ class SlaReport:
         total = self.sales_total
         return [
             ("MQLs handed off", total.handoffs),
-            ("SLA met", total.met_rate),
+            ("SLA met", "—" if total.met_rate is None else f"{total.met_rate:.0%}"),
             ("Breaches", total.breached),
             ("First touch, median (min)", total.median_minutes),
         ]
