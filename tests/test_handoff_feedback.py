@@ -15,6 +15,7 @@ from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
 from embudo.handoff import actions
 from embudo.handoff.models import Feedback, Handoff, MarketingCommitment, SlaPolicy
+from embudo.scoring.predictive import features
 from tests.factories import make_contact, make_user
 from tests.factories_handoff import make_hours, make_reason, make_rule, make_team
 
@@ -81,6 +82,22 @@ def test_a_reason_that_does_not_disqualify_sends_the_lead_back_to_nurture(
     actions.record_feedback(contact, "rejected", reason=reasons["no_budget"].pk)
     contact.refresh_from_db()
     assert contact.lifecycle_stage == "lead"
+
+
+def test_the_predictive_model_learns_every_rejection_as_a_negative(
+    reasons: dict[str, Any],
+) -> None:
+    nurtured, disqualified, accepted = handed_off(), handed_off(), handed_off()
+    actions.record_feedback(nurtured, "rejected", reason=reasons["no_budget"].pk)
+    actions.record_feedback(disqualified, "rejected", reason="bad fit")
+    actions.record_feedback(accepted, "accepted")
+
+    outcomes = features.outcomes()
+
+    rejected_at = Feedback.objects.get(contact=nurtured).created_at
+    known = dict(zip(outcomes.contact_ids.tolist(), outcomes.labels.tolist(), strict=True))
+    assert known == {nurtured.pk: 0, disqualified.pk: 0}
+    assert outcomes.at[outcomes.contact_ids.tolist().index(nurtured.pk)] == rejected_at.timestamp()
 
 
 def test_an_sql_may_still_be_rejected_later(reasons: dict[str, Any]) -> None:

@@ -1,13 +1,12 @@
 """Reads of the handoff app for its pages, its API and other apps (scoring learns from
-rejections through :func:`rejected_contact_ids`)."""
+rejections through :func:`rejections`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Min, QuerySet
 
 from embudo.accounts.roles import ADMIN, MARKETING, SALES_MANAGER, role_of
 from embudo.handoff.models import (
@@ -99,9 +98,14 @@ def notifications(user: Any, *, unread_only: bool = False) -> QuerySet[Notificat
     return query.select_related("contact")
 
 
-def rejected_contact_ids(since: dt.datetime | None = None) -> QuerySet[Any]:
-    """Contacts sales rejected (the predictive model's negatives), newest verdict last."""
-    query = Feedback.objects.filter(verdict=Verdict.REJECTED)
-    if since is not None:
-        query = query.filter(created_at__gte=since)
-    return query.values_list("contact_id", flat=True).distinct()
+def rejections() -> QuerySet[Any]:
+    """(contact id, time of the first rejection) for every contact sales rejected: the
+    predictive model's negatives, whether the verdict disqualified them or sent them back to
+    nurture."""
+    return (
+        Feedback.objects.filter(verdict=Verdict.REJECTED)
+        .order_by()
+        .values("contact_id")
+        .annotate(at=Min("created_at"))
+        .values_list("contact_id", "at")
+    )

@@ -24,6 +24,7 @@ from embudo.crm.models import (
     PropertyDefinition,
     PropertyType,
 )
+from embudo.handoff import queries as handoff_queries
 from embudo.tracking.models import Event
 
 DAY = 86_400.0
@@ -75,8 +76,8 @@ class Outcomes:
 
 def outcomes() -> Outcomes:
     """Positive: reached `customer` (or beyond) in the lifecycle history, at the first time it
-    did. Negative: never a customer and now `disqualified` (since it was), or never a customer
-    whose deals were all lost (at the last loss)."""
+    did. Negative: never a customer and now `disqualified` (since it was), rejected by sales (at
+    the first rejection), or never a customer whose deals were all lost (at the last loss)."""
     won_stages = [LifecycleStage.CUSTOMER, LifecycleStage.EVANGELIST]
     positive: dict[int, dt.datetime] = dict(
         LifecycleTransition.objects.filter(to_stage__in=won_stages)
@@ -108,6 +109,10 @@ def outcomes() -> Outcomes:
     for contact_id, at in lost:
         if at is not None:
             negative.setdefault(contact_id, at)
+    # Sales' rejections are negatives too, also those sent back to nurture rather than
+    # disqualified: the model learns what sales turns down.
+    for contact_id, at in handoff_queries.rejections():
+        negative.setdefault(contact_id, at)
     for contact_id in positive:
         negative.pop(contact_id, None)
     ids = np.array(sorted([*positive, *negative]), dtype=np.int64)
