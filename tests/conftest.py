@@ -6,10 +6,34 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.servers.basehttp import WSGIServer
 from django.test import Client
+from django.test.testcases import LiveServerThread
 from django.utils import translation
 
 from tests.factories import PASSWORD, make_user
+
+
+class _SerialWSGIServer(WSGIServer):
+    """A live server that answers one request at a time (closing each connection)."""
+
+    def __init__(self, *args: Any, connections_override: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _serial_live_server_on_sqlite() -> Iterator[None]:
+    """On SQLite the test database lives in memory and the live server's request threads share
+    the test's one connection; two requests at once (a tracking beacon and a form post, each
+    running the after-commit hooks) would interleave their transactions on it. Served one at a
+    time they cannot. PostgreSQL gives each thread its own connection and keeps the threads."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        yield
+        return
+    threaded = LiveServerThread.server_class
+    LiveServerThread.server_class = _SerialWSGIServer
+    yield
+    LiveServerThread.server_class = threaded
 
 
 @pytest.fixture(autouse=True)
