@@ -418,14 +418,15 @@ def build(filters: DashboardFilters, problems: list[str], user: Any) -> Dashboar
             if result.pacing is not None:
                 pacing = {**result.pacing.to_dict(), "word": PACE_WORDS[result.pacing.status]}
                 pacing["currency"] = result.currency
-    sections = [funnel_s, trend_s, velocity_s, vtrend_s, sources_s, kpis_s]
-    for name, title in (
-        ("attribution", gettext_lazy("Attribution: models compared")),
-        ("roi", gettext_lazy("Campaign ROI")),
-    ):
-        # A role that may not read a report (ROI for sales reps) does not get its section.
-        if name in report_names() and _allowed(name, user):
-            sections.append(generic_section(name, title, filters, user))
+        sections = [funnel_s, trend_s, velocity_s, vtrend_s, sources_s, kpis_s]
+        # Inside the shared cache: the attribution and ROI sections read the touchpoints once.
+        for name, title in (
+            ("attribution", gettext_lazy("Attribution: models compared")),
+            ("roi", gettext_lazy("Campaign ROI")),
+        ):
+            # A role that may not read a report (ROI for sales reps) does not get its section.
+            if name in report_names() and _allowed(name, user):
+                sections.append(generic_section(name, title, filters, user))
     sla = (
         generic_section("sla", gettext_lazy("SLA"), filters, user)
         if "sla" in report_names()
