@@ -22,7 +22,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from embudo.analytics import markov
+from embudo.analytics import markov, stamps
 from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus
@@ -285,6 +285,8 @@ def _sorted(contact: IntArray, time: IntArray, tiebreak: IntArray) -> IntArray:
     close to id order, which the stable sort by tie-break meets in one linear pass."""
     if contact.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if _in_order(contact, time, tiebreak):
+        return np.arange(contact.size, dtype=np.int64)
     offset = contact - contact.min()
     moment = time - time.min()
     bits = int(moment.max()).bit_length()
@@ -296,6 +298,18 @@ def _sorted(contact: IntArray, time: IntArray, tiebreak: IntArray) -> IntArray:
         order = np.argsort(tiebreak, kind="stable")
     key = (offset[order] << bits) | moment[order]
     return order[np.argsort(key, kind="stable")].astype(np.int64)
+
+
+def _in_order(contact: IntArray, time: IntArray, tiebreak: IntArray) -> bool:
+    """Whether the rows are already ordered by (contact, time, tiebreak): the touchpoints are
+    sorted once when read, then cut into journeys for several stages."""
+    later = contact[1:] > contact[:-1]
+    same = contact[1:] == contact[:-1]
+    if not np.all(later | same):
+        return False
+    after = time[1:] > time[:-1]
+    tied = time[1:] == time[:-1]
+    return bool(np.all(later | (same & (after | (tied & (tiebreak[1:] >= tiebreak[:-1]))))))
 
 
 def _next_at_or_after(
@@ -637,12 +651,10 @@ def _load_touches(window: Window, by: str) -> TouchRows:
         "id",
         key,
     )
-    return TouchRows(
-        rows[:, 0].astype(np.int64),
-        _ms(rows[:, 1]),
-        rows[:, 2].astype(np.int64),
-        rows[:, 3].astype(np.int64),
-    )
+    contact, time, ids = rows[:, 0].astype(np.int64), _ms(rows[:, 1]), rows[:, 2].astype(np.int64)
+    # Sorted once here, so that cutting them into journeys for each stage need not sort again.
+    order = _sorted(contact, time, ids)
+    return TouchRows(contact[order], time[order], ids[order], rows[order, 3].astype(np.int64))
 
 
 def stage_entries(window: Window, stage: str) -> npt.NDArray[np.float64]:
@@ -673,17 +685,39 @@ def load_journeys(
 
     ``stage`` other than customer gives the journeys to that stage (no revenue, no W anchors):
     the ROI report counts leads, MQLs and SQLs by first touch with it."""
-    key = ("journeys", request.date_from, request.date_to, request.by, request.lookback_days)
-    anchors = "w_shaped" in request.models
-    loaded: tuple[Journeys, dict[int, tuple[str, str]]] = _per_page(
-        (*key, stage, anchors), lambda: _load_journeys(request, stage, touches)
+    window = Window.of(request.date_from, request.date_to, request.lookback_days)
+    anchors = stage == LifecycleStage.CUSTOMER and "w_shaped" in request.models
+    key = (
+        "journeys",
+        window.start_ms,
+        window.end_ms,
+        window.lookback_ms,
+        request.by,
+        stage,
+        anchors,
     )
-    return loaded
+
+    def build() -> Journeys:
+        journeys: Journeys = stamps.remembered(
+            key, JOURNEY_TABLES, lambda: _load_journeys(request, stage, touches)
+        )
+        return journeys
+
+    journeys: Journeys = _per_page(key, build)
+    # Labels are read afresh: a renamed campaign changes no stamp.
+    return journeys, key_labels(request.by, np.unique(journeys.touch_key))
 
 
-def _load_journeys(
-    request: AttributionRequest, stage: str, touches: TouchRows | None
-) -> tuple[Journeys, dict[int, tuple[str, str]]]:
+# What the journeys are read from: kept in memory until one of these changes.
+JOURNEY_TABLES = (
+    "tracking_touchpoint",
+    "crm_lifecycletransition",
+    "deals_deal",
+    "deals_deal_contacts",
+)
+
+
+def _load_journeys(request: AttributionRequest, stage: str, touches: TouchRows | None) -> Journeys:
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
     start, end, earliest = window.start, window.end, window.earliest
     conversions = stage_entries(window, stage)
@@ -745,8 +779,7 @@ def _load_journeys(
         deal_share=share,
         revenue_without_contact=without_contact,
     )
-    journeys = assemble(raw, window.start_ms, window.end_ms, window.lookback_ms)
-    return journeys, key_labels(request.by, np.unique(journeys.touch_key))
+    return assemble(raw, window.start_ms, window.end_ms, window.lookback_ms)
 
 
 def key_labels(by: str, codes: IntArray) -> dict[int, tuple[str, str]]:

@@ -23,6 +23,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from embudo.analytics import stamps
 from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition
 from embudo.deals.periods import add_months, current
 from embudo.reports import ReportError, ReportOption, ReportParams, ReportSpec, Table
@@ -264,7 +265,18 @@ def _shared(key: Any, build: Callable[[], Any]) -> Any:
 
 def load_history(request: FunnelRequest) -> History:
     key = ("history", request.date_from, request.date_to, request.filters)
-    return _shared(key, lambda: _load_history(request))  # type: ignore[no-any-return]
+    return _shared(key, lambda: _remembered_history(request))  # type: ignore[no-any-return]
+
+
+def _remembered_history(request: FunnelRequest) -> History:
+    """Without filters the history is the lifecycle table's alone, so it is kept until that
+    table changes (see embudo.analytics.stamps); the filters read contacts, which are not."""
+    if request.filters != Filters():
+        return _load_history(request)
+    start, end = period_bounds(request)
+    key = ("history", start.timestamp(), end.timestamp())
+    tables = ("crm_lifecycletransition",)
+    return stamps.remembered(key, tables, lambda: _load_history(request))  # type: ignore[no-any-return]
 
 
 def _load_history(request: FunnelRequest) -> History:
@@ -415,23 +427,49 @@ def _groups_for(history: History, request: FunnelRequest) -> Groups:
         )
     if not history.size:
         return Groups([], [], np.zeros(0, dtype=np.int64))
+    tables = _GROUP_TABLES.get(request.breakdown.split(".")[0])
+    if tables is None or request.filters != Filters():
+        values, codes = _group_codes(history, request.breakdown)
+    else:
+        # Kept with the history they index, until a column they come from changes.
+        start, end = period_bounds(request)
+        key = ("groups", start.timestamp(), end.timestamp(), request.breakdown)
+        values, codes = stamps.remembered(
+            key, tables, lambda: _group_codes(history, request.breakdown)
+        )
+    # Labels are read afresh (an owner's name is no stamped column).
+    labels = _group_labels(request.breakdown, values)
+    return Groups(labels, [_key_text(v) for v in values], codes)
+
+
+# What each breakdown's groups are read from, besides the lifecycle history (persona: another
+# app's tables, not stamped, so read every time).
+_GROUP_TABLES = {
+    "source": ("crm_lifecycletransition", "crm_contact"),
+    "campaign": ("crm_lifecycletransition", "crm_contact"),
+    "owner": ("crm_lifecycletransition", "crm_contact"),
+    "channel": ("crm_lifecycletransition", "tracking_touchpoint"),
+    "company": ("crm_lifecycletransition", "crm_contact", "crm_company"),
+}
+
+
+def _group_codes(history: History, breakdown: str) -> tuple[list[Any], np.ndarray]:
+    """Each group's key value, and the group code of every contact of the history."""
     rows = _rows(
         Contact.objects.filter(pk__in=history.contact_ids)
-        .annotate(k=_key_expression(request.breakdown))
+        .annotate(k=_key_expression(breakdown))
         .values_list("pk", "k")
         .order_by("pk")
     )
     pks = np.array([r[0] for r in rows], dtype=np.int64)
-    numeric = request.breakdown == "owner" or request.breakdown == "company.employees"
+    numeric = breakdown == "owner" or breakdown == "company.employees"
     raw = [r[1] for r in rows]
     keys = np.array(raw, dtype=np.float64) if numeric else np.array(raw, dtype=str)
     # Transitions cascade with their contact, so every id is there; clip in case one was
     # deleted between the two reads.
     where = np.minimum(np.searchsorted(pks, history.ids), len(pks) - 1)
     distinct, codes = np.unique(keys[where], return_inverse=True)
-    values = distinct.tolist()
-    labels = _group_labels(request.breakdown, values)
-    return Groups(labels, [_key_text(v) for v in values], codes.astype(np.int64))
+    return distinct.tolist(), codes.astype(np.int64)
 
 
 def _key_text(value: Any) -> str:

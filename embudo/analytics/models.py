@@ -66,3 +66,14 @@ class Cost(models.Model):
     def __str__(self) -> str:
         target = self.campaign.name if self.campaign_id and self.campaign else self.channel
         return f"{target} {self.period_start}..{self.period_end}: {self.amount} {self.currency}"
+
+
+class DataStamp(models.Model):
+    """A token per source table of the reports, renewed by database triggers on every write to
+    it (see ``embudo.analytics.stamps``): what the reports keep in memory is keyed by it."""
+
+    name = models.CharField(max_length=64, primary_key=True)  # the table
+    token = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.token}"

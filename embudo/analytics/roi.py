@@ -12,13 +12,18 @@ import numpy as np
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from embudo.analytics import stamps
 from embudo.analytics.attribution import (
     ATTRIBUTION_OPTIONS,
     MODEL_LABELS,
     AttributionRequest,
+    FloatArray,
+    IntArray,
+    Journeys,
     Window,
     attribute,
     compact,
+    key_labels,
     load_journeys,
     load_touches,
     model_weights,
@@ -211,26 +216,21 @@ def period_costs(request: AttributionRequest) -> dict[str, tuple[str, float]]:
 def roi(request: AttributionRequest) -> RoiResult:
     request.check()
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
-    touches = load_touches(window, request.by)
-    journeys, labels = load_journeys(request, touches=touches)
+    journeys, labels = load_journeys(request)
     attributed = attribute(request, journeys, labels)
     revenue = {row.key: {m: c.revenue for m, c in row.credit.items()} for row in attributed.rows}
     counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     names = {key: label for key, label in labels.values()}
     for stage in (*FUNNEL_STAGES, LifecycleStage.CUSTOMER):
         if stage == LifecycleStage.CUSTOMER:
-            stage_journeys = journeys
+            codes, credited = first_touches(journeys)
         else:
-            stage_journeys, stage_labels = load_journeys(request, stage=stage, touches=touches)
+            codes, credited = stage_first_touches(request, stage, window)
+            stage_labels = key_labels(request.by, codes)
             labels = {**labels, **stage_labels}
             names.update({key: label for key, label in stage_labels.values()})
-        dense, used = compact(stage_journeys)
-        weights = model_weights(dense, "first_touch", 1.0)
-        mask = dense.touch_journey < dense.converting
-        credited = np.bincount(dense.touch_key[mask], weights=weights, minlength=used.size)
-        for code in np.flatnonzero(credited):
-            key = labels[int(used[code])][0]
-            counts[key][stage] += float(credited[code])
+        for code, amount in zip(codes.tolist(), credited.tolist(), strict=True):
+            counts[labels[code][0]][stage] += amount
     spend = period_costs(request)
     keys = set(spend) | set(counts) | set(revenue)
     rows = []
@@ -260,6 +260,35 @@ def roi(request: AttributionRequest) -> RoiResult:
         revenue={m: sum(r.revenue[m] for r in rows) for m in request.models},
     )
     return RoiResult(request, reporting_currency(), rows, total)
+
+
+def first_touches(journeys: Journeys) -> tuple[IntArray, FloatArray]:
+    """The key codes credited by first touch over these journeys, and their credit."""
+    dense, used = compact(journeys)
+    weights = model_weights(dense, "first_touch", 1.0)
+    mask = dense.touch_journey < dense.converting
+    credited = np.bincount(dense.touch_key[mask], weights=weights, minlength=used.size)
+    found = np.flatnonzero(credited)
+    return used[found], credited[found].astype(np.float64)
+
+
+def stage_first_touches(
+    request: AttributionRequest, stage: str, window: Window
+) -> tuple[IntArray, FloatArray]:
+    """The first-touch credit of the entries into ``stage`` in the period, kept until the
+    touchpoints or the lifecycle history change (a few numbers, where the journeys they come
+    from are millions of touchpoints)."""
+    key = ("first touches", window.start_ms, window.end_ms, window.lookback_ms, request.by, stage)
+
+    def build() -> tuple[IntArray, FloatArray]:
+        journeys, _labels = load_journeys(
+            request, stage=stage, touches=load_touches(window, request.by)
+        )
+        return first_touches(journeys)
+
+    tables = ("tracking_touchpoint", "crm_lifecycletransition")
+    found: tuple[IntArray, FloatArray] = stamps.remembered(key, tables, build)
+    return found
 
 
 def _run(params: Any) -> RoiResult:

@@ -185,6 +185,13 @@ class Touchpoint(models.Model):
             models.Index(fields=["channel", "occurred_at"], name="touchpoint_channel_time"),
             models.Index(fields=["campaign", "occurred_at"], name="touchpoint_campaign_time"),
             models.Index(fields=["occurred_at"], name="touchpoint_time"),
+            # Attribution reads every identified touchpoint of a period from this index alone
+            # (embudo.analytics.attribution), not a table row per touchpoint.
+            models.Index(
+                fields=["occurred_at", "contact", "channel", "campaign"],
+                condition=models.Q(contact__isnull=False),
+                name="touchpoint_attribution",
+            ),
             models.Index(
                 fields=["visitor_id"],
                 condition=models.Q(contact__isnull=True),
