@@ -19,7 +19,7 @@ from django.utils.text import slugify
 from embudo.accounts.actions import record_audit
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
-from embudo.scoring import engine
+from embudo.scoring import engine, queries
 from embudo.scoring.models import (
     ContactScore,
     ModelStatus,
@@ -365,7 +365,10 @@ def rescore_contacts(contact_ids: Iterable[int], *, cause: str = "update") -> No
 
 
 def after_events(contact_ids: list[int]) -> None:
-    rescore_contacts(contact_ids, cause="event")
+    # Asked first: with no model enabled, a batch of events must cost no rescoring, and a big
+    # one no queued task that would find nothing to do.
+    if queries.any_model_enabled():
+        rescore_contacts(contact_ids, cause="event")
 
 
 def after_contact_change(contact_ids: list[int]) -> None:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from embudo.accounts.actions import record_audit
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.segments import queries
 from embudo.segments.conditions import ConditionError, compile_condition, validate_condition
 from embudo.segments.models import (
     Persona,
@@ -308,7 +309,7 @@ def _assign(persona: Persona, scope: list[int] | None) -> int:
 
 def contacts_changed(contact_ids: list[int]) -> None:
     """AFTER_CONTACT_CHANGE / AFTER_EVENTS hook: these contacts may now match another persona."""
-    if Persona.objects.exists():
+    if queries.has_personas():
         assign_personas(contact_ids)
 
 

