@@ -810,8 +810,14 @@ def compact(journeys: Journeys) -> tuple[Journeys, IntArray]:
 def attribution(request: AttributionRequest) -> AttributionResult:
     """Every requested model's credit per channel or campaign, side by side."""
     request.check()
-    journeys, labels = load_journeys(request)
-    return attribute(request, journeys, labels)
+
+    def build() -> AttributionResult:
+        journeys, labels = load_journeys(request)
+        return attribute(request, journeys, labels)
+
+    # The dashboard's ROI section credits revenue with the attribution section's result.
+    result: AttributionResult = _per_page(("result", request), build)
+    return result
 
 
 def attribute(

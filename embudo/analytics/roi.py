@@ -21,7 +21,7 @@ from embudo.analytics.attribution import (
     IntArray,
     Journeys,
     Window,
-    attribute,
+    attribution,
     compact,
     key_labels,
     load_journeys,
@@ -217,7 +217,7 @@ def roi(request: AttributionRequest) -> RoiResult:
     request.check()
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
     journeys, labels = load_journeys(request)
-    attributed = attribute(request, journeys, labels)
+    attributed = attribution(request)
     revenue = {row.key: {m: c.revenue for m, c in row.credit.items()} for row in attributed.rows}
     counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     names = {key: label for key, label in labels.values()}

@@ -196,13 +196,18 @@ class LifecycleTransition(models.Model):
     class Meta:
         ordering = ["changed_at", "id"]
         # Both cover the funnel reports' reads (embudo.analytics.funnel): who entered a stage
-        # in a period, then those contacts' moves in order, without touching the table.
+        # in a period, then those contacts' moves in order, without touching the table. The
+        # stage index carries the from-stage for attribution and ROI, which read a stage's
+        # entries by where they came from (a new lead, not a customer back from evangelist).
         indexes = [
             models.Index(
                 fields=["contact", "changed_at", "id", "to_stage", "from_stage"],
                 name="transition_contact",
             ),
-            models.Index(fields=["to_stage", "changed_at", "contact"], name="transition_stage"),
+            models.Index(
+                fields=["to_stage", "changed_at", "contact", "from_stage"],
+                name="transition_stage_from",
+            ),
         ]
 
     def __str__(self) -> str:
