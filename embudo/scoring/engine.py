@@ -173,7 +173,7 @@ def enabled_plans() -> list[Plan]:
     return plans
 
 
-_PLANS: dict[str, list[Plan]] = {}
+_PLANS: dict[Any, list[Plan]] = {}
 
 
 def _read_plans() -> list[Plan]:
@@ -184,20 +184,48 @@ def _read_plans() -> list[Plan]:
     return [plan_for(m, rules[m.pk]) for m in models]
 
 
-def _plan_rows() -> str:
-    """The enabled models' and their rules' rows, every column, as text (a cache key)."""
+# The columns a plan is made of (see plan_for): a change to any of them makes other plans.
+PLAN_COLUMNS = {
+    "models": (
+        "id", "key", "enabled", "version", "epoch", "half_life_days", "fit_cap",
+        "engagement_cap", "total_cap", "band_a", "band_b", "band_c", "mql_fit",
+        "mql_engagement", "mql_total",
+    ),
+    "rules": (
+        "id", "model_id", "kind", "name", "condition", "points", "repeatable", "max_points",
+        "position",
+    ),
+}  # fmt: skip
+
+
+def _plan_rows() -> Any:
+    """The enabled models' and their rules' rows, as stored (a cache key)."""
+
+    def models() -> QuerySet[Any]:
+        return (
+            ScoringModel.objects.filter(enabled=True)
+            .order_by("pk")
+            .values_list(*PLAN_COLUMNS["models"])
+        )
+
+    def rules() -> QuerySet[Any]:
+        return (
+            ScoreRule.objects.filter(model__enabled=True)
+            .order_by("pk")
+            .values_list(*PLAN_COLUMNS["rules"])
+        )
+
     rows = []
     with connection.cursor() as cursor:
-        for name, build in (
-            ("models", lambda: ScoringModel.objects.filter(enabled=True).order_by("pk")),
-            (
-                "rules",
-                lambda: ScoreRule.objects.filter(model__enabled=True).order_by("pk"),
-            ),
-        ):
+        for name, build in (("models", models), ("rules", rules)):
             cursor.execute(*_built_once(name, build))
-            rows.append(cursor.fetchall())
-    return repr((connection.alias, rows))
+            rows.append(tuple(cursor.fetchall()))
+    key = (connection.alias, *rows)
+    try:
+        hash(key)
+    except TypeError:  # a driver that decodes JSON into dicts
+        return repr(key)
+    return key
 
 
 _BUILT: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
@@ -207,9 +235,7 @@ def _built_once(name: str, build: Callable[[], QuerySet[Any]]) -> tuple[str, tup
     """The SQL of a query that depends on nothing but the schema, built by the ORM once."""
     key = (connection.alias, name)
     if key not in _BUILT:
-        queryset = build()
-        columns = [f.attname for f in queryset.model._meta.concrete_fields]
-        sql, params = queryset.values_list(*columns).query.sql_with_params()
+        sql, params = build().query.sql_with_params()
         _BUILT[key] = (sql, tuple(params))
     return _BUILT[key]
 
