@@ -128,8 +128,8 @@ def peak_rss_mb(pids: list[int]) -> float:
 
 class ServerCpu(threading.Thread):
     """CPU time (user + system) the server uses while it runs: the master and its workers,
-    sampled every 0.2 s, so workers gunicorn recycles mid-run (every couple thousand requests)
-    count up to their last sample and new ones from their start."""
+    sampled every 0.2 s, so a worker gunicorn recycles mid-run (`embudo serve --max-requests`)
+    counts up to its last sample and its replacement from its start."""
 
     def __init__(self, master: int) -> None:
         super().__init__(daemon=True)
@@ -327,7 +327,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(port)
+        wait_for(port, timeout=120.0)  # a busy machine takes a while to boot Django
         print(
             f"server: embudo serve, {args.workers} workers x {args.threads} threads; load: wrk, "
             f"1 thread, {args.connections} connections; {os.cpu_count()} CPUs shared by both"

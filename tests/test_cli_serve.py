@@ -42,6 +42,26 @@ def test_serve_answers_pages_and_static_files_then_stops_on_sigterm(tmp_path: Pa
             code = stop(server)
         assert code == 0, log.read_text()
         assert "gthread" in log.read_text()
+        assert "GET /login/" not in log.read_text()  # no access log unless asked
+
+
+def test_serve_logs_each_request_when_asked(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "accesslog") as env:
+        run_ok(env, "migrate", "-v0")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        server = start_embudo(
+            env, "serve", "--port", str(port), "--workers", "1", "--access-log", log=log
+        )
+        try:
+            wait_until_serving(f"{base}/login/", server, log)
+            status, _body, _headers = http_get(f"{base}/login/?from=test")
+            assert status == 200
+        finally:
+            code = stop(server)
+        assert code == 0, log.read_text()
+        assert '"GET /login/?from=test HTTP/1.1" 200' in log.read_text()
 
 
 def test_serve_refuses_a_database_with_pending_migrations(tmp_path: Path) -> None:
@@ -61,3 +81,10 @@ def test_serve_rejects_an_impossible_port(tmp_path: Path) -> None:
         done = run_embudo(env, "serve", "--port", "70000", timeout=60)
         assert done.returncode != 0
         assert "70000 is not a TCP port" in done.stderr
+
+
+def test_serve_rejects_a_negative_max_requests(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "badmax") as env:
+        done = run_embudo(env, "serve", "--max-requests", "-1", timeout=60)
+        assert done.returncode != 0
+        assert "--max-requests must be 0 (never) or more" in done.stderr
