@@ -28,7 +28,8 @@ MIN_OUTCOMES = 40
 MIN_PER_CLASS = 10
 MIN_HOLDOUT_PER_CLASS = 5
 DEFAULT_HOLDOUT = 0.2
-SCORE_CHUNK = 20_000
+# Open contacts scored at a time (explaining a chunk holds one copy of it per field).
+SCORE_CHUNK = 5000
 WRITE_BATCH = 2000
 # A background retrain already asked for within this long is not asked for again.
 RETRAIN_PENDING = dt.timedelta(hours=1)
@@ -144,12 +145,14 @@ def _train(
             }
         )
     train_rows, test_rows = _split(data.labels, holdout, seed)
-    spec = features.build_spec(data.contact_ids[train_rows], data.at[train_rows], excluded=excluded)
+    # Every contact's fields are read once, for choosing the fields and for the matrix.
+    table = features.read_fields(data.contact_ids, features.candidate_fields(excluded))
+    spec = features.spec_from(table, train_rows, excluded=excluded)
     if not spec.fields:
         raise TrainingRefused(
             _("There is nothing to learn from: no properties, source or events are known.")
         )
-    x = features.matrix(spec, data.contact_ids, data.at)
+    x = features.matrix(spec, data.contact_ids, data.at, table)
     y = data.labels.astype(np.int64)
     x_train, y_train = x[train_rows], y[train_rows]
     learning.baselines(spec, x_train)
