@@ -359,6 +359,7 @@ class _Template:
 
 
 _SQL: dict[tuple[Any, ...], _Template | None] = {}
+_UNBUILT = object()
 
 
 def _reusable_sql(key: tuple[Any, ...], build: Build, contact_id: int, at: dt.datetime) -> Query:
@@ -369,12 +370,12 @@ def _reusable_sql(key: tuple[Any, ...], build: Build, contact_id: int, at: dt.da
     time at a fixed offset from the moment ("in the last 14 days": the moment minus 14 days),
     filled in for ``at``. A query with anything else depending on the moment (a score
     condition's threshold, which grows with it) is built afresh each time."""
-    if key not in _SQL:
+    template = _SQL.get(key, _UNBUILT)
+    if template is _UNBUILT:  # (one lookup: another thread may clear the cache meanwhile)
         if len(_SQL) > 512:
             _SQL.clear()
-        _SQL[key] = _template(build)
-    template = _SQL[key]
-    if template is None:
+        template = _SQL[key] = _template(build)
+    if not isinstance(template, _Template):
         return build([contact_id], at)
     params = template.params.copy()
     params[template.contact] = contact_id
