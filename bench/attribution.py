@@ -202,10 +202,17 @@ def setup(data_dir: Path) -> None:
 
 
 def timed(name: str, runs: int, fn: Callable[[], Any], describe: Callable[[Any], str]) -> float:
-    """Median wall-clock seconds of ``runs`` calls after a warm-up, CPU seconds beside it."""
+    """Median wall-clock seconds of ``runs`` calls after a warm-up, CPU seconds beside it.
+
+    Nothing read is kept from one run to the next (embudo.analytics.stamps would otherwise
+    answer the second run from memory): each run reads the database again."""
+    from embudo.analytics import stamps
+
+    stamps.forget()
     result = fn()
     timings, cpu = [], []
     for _ in range(runs):
+        stamps.forget()
         started, started_cpu = time.perf_counter(), time.process_time()
         fn()
         timings.append(time.perf_counter() - started)

@@ -247,6 +247,10 @@ _SHARED: ContextVar[dict[Any, Any] | None] = ContextVar("analytics_shared", defa
 
 @contextmanager
 def shared_history() -> Iterator[None]:
+    if _SHARED.get() is not None:
+        # Already inside one (a report that shares its own reads, run by the page): keep it.
+        yield
+        return
     token = _SHARED.set({})
     try:
         yield

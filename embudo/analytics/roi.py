@@ -29,6 +29,7 @@ from embudo.analytics.attribution import (
     model_weights,
     request_from,
 )
+from embudo.analytics.funnel import shared_history
 from embudo.analytics.models import Cost
 from embudo.crm.models import LifecycleStage
 from embudo.deals.actions import reporting_currency
@@ -215,6 +216,12 @@ def period_costs(request: AttributionRequest) -> dict[str, tuple[str, float]]:
 
 def roi(request: AttributionRequest) -> RoiResult:
     request.check()
+    # The four stages' journeys are cut from one read of the touchpoints.
+    with shared_history():
+        return _roi(request)
+
+
+def _roi(request: AttributionRequest) -> RoiResult:
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
     journeys, labels = load_journeys(request)
     attributed = attribution(request)
