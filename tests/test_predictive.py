@@ -156,6 +156,31 @@ def test_behaviour_is_counted_only_before_the_outcome() -> None:
     assert x[0, columns.index("events.demo_request.ever")] == 0
 
 
+def test_property_values_are_read_as_their_type_through_the_database() -> None:
+    crm.define_property("contact", "opted_in", "boolean")
+    crm.define_property("contact", "seats", "number")
+    crm.define_property("contact", "plan", "text")
+    yes = make_contact(properties={"opted_in": True, "seats": 12, "plan": "pro"})
+    no = make_contact(properties={"opted_in": False, "seats": 3.5, "plan": "pro"})
+    blank = make_contact(properties={"plan": "pro"})
+    ids = np.array(sorted([yes.pk, no.pk, blank.pk]), dtype=np.int64)
+    cutoffs = np.full(len(ids), T0.timestamp())
+
+    table = features.read_fields(ids, features.candidate_fields())
+    spec = features.spec_from(table, np.arange(len(ids)))
+    x = features.matrix(spec, ids, cutoffs, table)
+
+    row = {contact_id: i for i, contact_id in enumerate(ids.tolist())}
+    columns = spec.columns
+    opted, seats, plan = (columns.index(c) for c in ("opted_in", "seats", "plan=pro"))
+    assert x[row[yes.pk], opted] == 1 and x[row[no.pk], opted] == 0
+    assert np.isnan(x[row[blank.pk], opted]) and np.isnan(x[row[blank.pk], seats])
+    assert x[row[yes.pk], seats] == 12 and x[row[no.pk], seats] == 3.5
+    assert x[:, plan].tolist() == [1, 1, 1]
+    # Read once for training or again for scoring, the matrix is the same.
+    assert np.array_equal(x, features.matrix(spec, ids, cutoffs), equal_nan=True)
+
+
 def test_the_stage_and_stage_dates_are_never_features() -> None:
     world(count=40)
     data = features.outcomes()
