@@ -17,11 +17,13 @@ value is never older than the stamps it is kept under.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 STAMP_TABLE = "analytics_datastamp"
@@ -127,12 +129,26 @@ def remembered(key: tuple[Any, ...], tables: tuple[str, ...], build: Callable[[]
             _kept.move_to_end(full_key)
             return found[1]
     value = build()
+    _freeze(value)
     with _lock:
         _kept[full_key] = (tokens, value)
         _kept.move_to_end(full_key)
         while len(_kept) > _KEPT_ENTRIES:
             _kept.popitem(last=False)
     return value
+
+
+def _freeze(value: Any) -> None:
+    """Make the arrays of a kept value read-only: one request changing them in place would
+    change every later answer, so it fails loudly instead."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _freeze(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            _freeze(getattr(value, item.name))
 
 
 def forget() -> None:
