@@ -53,9 +53,12 @@ ANCHOR = dt.datetime(2025, 6, 2, tzinfo=dt.UTC)
 def wipe() -> None:
     """Remove every row of Embudo's own tables and every user: the database is as a fresh one.
 
-    Covers what later demo steps (events, deals, goals…) add without naming their tables.
+    Covers what later demo steps (events, deals, goals…) add without naming their tables, and
+    the background tasks the demo queued (later tests count what their own actions queue).
     """
-    models = [m for m in apps.get_models() if m.__module__.startswith("embudo.")]
+    models = [
+        m for m in apps.get_models() if m.__module__.startswith(("embudo.", "django_tasks_db."))
+    ]
     models.append(get_user_model())
     for _attempt in range(len(models)):
         protected = []
