@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from embudo.crm import queries as crm_queries
 from embudo.scoring.arithmetic import Params, band_of, engagement_at, qualifies, total_of
 from embudo.scoring.models import ContactScore, RuleKind, ScoreHistory, ScoreRule, ScoringModel
 
@@ -141,10 +141,6 @@ def score_history(
 
 
 def any_model_enabled() -> bool:
-    """Whether some scoring model is enabled, read fresh. Asked after every batch of events
-    stored, so it is one raw lookup (about 30 µs on SQLite) rather than the ORM's 200 µs, or
-    reading every plan (1.5 ms) to find there is none."""
-    table = connection.ops.quote_name(ScoringModel._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE enabled = %s LIMIT 1", [True])
-        return cursor.fetchone() is not None
+    """Whether some scoring model is enabled, read fresh (asked after every batch of events,
+    so without reading every plan to find there is none)."""
+    return crm_queries.any_row(ScoringModel, enabled=True)
