@@ -298,17 +298,19 @@ def prepare(
 
 
 def strip_new_apps(db: sqlite3.Connection) -> list[str]:
-    """Drop the tables and migration records of the apps outside CORE_APPS."""
+    """Drop the tables, triggers and migration records of the apps outside CORE_APPS (an app's
+    triggers may sit on a core table and write to its own; its migrate puts them back)."""
     applied = [row[0] for row in db.execute("SELECT DISTINCT app FROM django_migrations")]
     stripped = [app for app in applied if app not in CORE_APPS]
     for app in stripped:
         pattern = app.replace("_", "\\_") + "\\_%"
-        tables = db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\\'",
-            (pattern,),
-        ).fetchall()
-        for (table,) in tables:
-            db.execute(f'DROP TABLE "{table}"')
+        for kind in ("trigger", "table"):
+            names = db.execute(
+                "SELECT name FROM sqlite_master WHERE type = ? AND name LIKE ? ESCAPE '\\'",
+                (kind, pattern),
+            ).fetchall()
+            for (name,) in names:
+                db.execute(f'DROP {kind.upper()} "{name}"')
         db.execute("DELETE FROM django_migrations WHERE app = ?", (app,))
     return stripped
 
