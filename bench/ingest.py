@@ -3,7 +3,8 @@ speed of inserting the same rows straight into SQLite from one Python process.
 
 It migrates a throwaway data folder, creates contacts and an ingest key through Embudo's own code,
 starts the real server (`embudo serve`: gunicorn, threaded workers), drives it with `wrk`
-(Debian package `wrk`; a Lua script builds unique events per request) and prints events/s,
+(Debian package `wrk`; a Lua script builds unique events per request, stamped to the second
+with the moment the request is built, as a live site's are) and prints events/s,
 requests/s, latency and the server's peak memory, then the raw-SQLite baseline and the ratio.
 
     python3 bench/ingest.py                      # batches of 500, then single events, 15 s each
@@ -32,6 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CONTACTS = 1000
+# The raw baseline's clock: rows stamped with one second, like the events HTTP stores per second.
+RAW_PER_SECOND = 20_000
 
 SETUP = """
 import django, sys
@@ -48,7 +51,6 @@ LUA = r"""
 local batch = {batch}
 local contacts = {contacts}
 local nonce = "{nonce}"
-local occurred = "{occurred}"
 local key = "{key}"
 local counter = 0
 local tid = 0
@@ -58,6 +60,8 @@ function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
 end
+
+local occurred
 
 local function one()
   counter = counter + 1
@@ -80,6 +84,8 @@ local function one()
 end
 
 function request()
+  -- Stamped when the request is built, to the second, as a live site's events are.
+  occurred = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local body
   if batch == 1 then
     body = one()
@@ -175,13 +181,11 @@ def run_wrk(
     port: int, key: str, batch: int, seconds: int, connections: int, workdir: Path
 ) -> dict[str, float]:
     script = workdir / f"events-{batch}.lua"
-    occurred = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     script.write_text(
         LUA.format(
             batch=batch,
             contacts=CONTACTS,
             nonce=f"{random.getrandbits(32):08x}",
-            occurred=occurred,
             key=key,
         )
     )
@@ -226,17 +230,20 @@ def count_events(db: Path) -> int:
 def raw_baseline(db: Path, rows: int, batch: int) -> float:
     """Rows/s inserting the same kind of rows straight into the same schema, one process,
     one transaction per ``batch`` rows, with Embudo's SQLite settings (WAL, synchronous=NORMAL).
+    Rows are stamped to the second as the HTTP runs stamp them, the clock moving on by one second
+    every ``RAW_PER_SECOND`` rows.
     """
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-64000")
     contact_ids = [r[0] for r in conn.execute("SELECT id FROM crm_contact")]
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(" ")
+    clock = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     props = json.dumps({"title": "Page 1", "lang": "en"})
     data = []
     for n in range(rows):
         contact = contact_ids[n % len(contact_ids)] if n % 2 == 0 else None
+        now = (clock + dt.timedelta(seconds=n // RAW_PER_SECOND)).isoformat(" ")
         data.append(
             (
                 uuid.uuid4().hex,

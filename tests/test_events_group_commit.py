@@ -237,6 +237,20 @@ def test_after_events_hooks_hear_the_groups_contacts_once_committed(
     assert heard == [([first.pk, second.pk], 3)]
 
 
+def test_full_batches_share_a_transaction_up_to_the_group_limit(
+    held_turn: threading.Event, groups: list[int]
+) -> None:
+    # Three requests of the largest size: two fit in one transaction, the third takes the next.
+    batches = [[event(visitor_id=f"v-{n}-{i}") for i in range(actions.MAX_BATCH)] for n in range(3)]
+    assert 2 * actions.MAX_BATCH <= actions.GROUP_LIMIT < 3 * actions.MAX_BATCH
+
+    outcomes = together(held_turn, [api_events(batch) for batch in batches])
+
+    assert groups == [2, 1]
+    assert [o.accepted for o in outcomes] == [actions.MAX_BATCH] * 3
+    assert Event.objects.count() == 3 * actions.MAX_BATCH
+
+
 def test_requests_inside_a_transaction_are_stored_on_their_own(groups: list[int]) -> None:
     from django.db import transaction
 

@@ -70,8 +70,8 @@ from embudo.tracking.store import (
 )
 
 MAX_BATCH = 1000
-# Callers with at most this many events share a transaction with concurrent ones (``grouped``).
-GROUP_ITEMS = 100
+# How many events concurrent callers (``grouped``) may store in one shared transaction.
+GROUP_LIMIT = 2 * MAX_BATCH
 # Past this many first-seen emails in one batch, contacts are created in bulk.
 BULK_CONTACTS = 20
 # Events that follow a visit rather than start one: their URL repeats the landing page's UTM.
@@ -145,7 +145,7 @@ def record_events(
     naming a contact by an unknown email create that contact; by an unknown id or external id,
     they are refused. Returns after the transaction has committed.
 
-    ``grouped=True`` (the events API) lets a small request share its transaction with the
+    ``grouped=True`` (the events API) lets a request share its transaction with the
     requests other threads of this process are storing at the same moment (group commit, see
     :class:`~embudo.tracking.store.GroupCommit`): one commit for many callers, each answered with
     its own counts once that commit is done. ``first_touch=False`` leaves contacts' original
@@ -164,7 +164,7 @@ def record_events(
             result.reject(index, raw, invalid.reason, invalid.field)
     if parsed:
         work = _Pending(parsed, now, result, source, actor, first_touch)
-        if grouped and len(parsed) <= GROUP_ITEMS and not connection.in_atomic_block:
+        if grouped and not connection.in_atomic_block:
             key = (source, getattr(actor, "pk", actor), first_touch)
             _GROUP.run(work, key, len(parsed))  # the group's leader calls events_recorded
         else:
@@ -232,7 +232,7 @@ def _after_group(tickets: list[Ticket[_Pending]]) -> None:
     events_recorded(set().union(*(ticket.work.result.contact_ids for ticket in tickets)))
 
 
-_GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=MAX_BATCH, after=_after_group)
+_GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=GROUP_LIMIT, after=_after_group)
 
 
 def _store(batch: list[_Pending]) -> None:
