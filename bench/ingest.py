@@ -9,6 +9,7 @@ requests/s, latency and the server's peak memory, then the raw-SQLite baseline a
 
     python3 bench/ingest.py                      # batches of 500, then single events, 15 s each
     python3 bench/ingest.py --seconds 5 --workers 3 --connections 6
+    python3 bench/ingest.py --one-moment         # every event stamped with one moment
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ LUA = r"""
 local batch = {batch}
 local contacts = {contacts}
 local nonce = "{nonce}"
+local one_moment = "{one_moment}"
 local key = "{key}"
 local counter = 0
 local tid = 0
@@ -85,7 +87,7 @@ end
 
 function request()
   -- Stamped when the request is built, to the second, as a live site's events are.
-  occurred = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  occurred = one_moment ~= "" and one_moment or os.date("!%Y-%m-%dT%H:%M:%SZ")
   local body
   if batch == 1 then
     body = one()
@@ -178,7 +180,13 @@ def children(pid: int) -> list[int]:
 
 
 def run_wrk(
-    port: int, key: str, batch: int, seconds: int, connections: int, workdir: Path
+    port: int,
+    key: str,
+    batch: int,
+    seconds: int,
+    connections: int,
+    workdir: Path,
+    one_moment: bool = False,
 ) -> dict[str, float]:
     script = workdir / f"events-{batch}.lua"
     script.write_text(
@@ -186,6 +194,7 @@ def run_wrk(
             batch=batch,
             contacts=CONTACTS,
             nonce=f"{random.getrandbits(32):08x}",
+            one_moment=_one_moment() if one_moment else "",
             key=key,
         )
     )
@@ -227,11 +236,15 @@ def count_events(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM tracking_event").fetchone()[0])
 
 
-def raw_baseline(db: Path, rows: int, batch: int) -> float:
+def _one_moment() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def raw_baseline(db: Path, rows: int, batch: int, one_moment: bool = False) -> float:
     """Rows/s inserting the same kind of rows straight into the same schema, one process,
     one transaction per ``batch`` rows, with Embudo's SQLite settings (WAL, synchronous=NORMAL).
     Rows are stamped to the second as the HTTP runs stamp them, the clock moving on by one second
-    every ``RAW_PER_SECOND`` rows.
+    every ``RAW_PER_SECOND`` rows (or all with one moment: ``one_moment``).
     """
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -243,7 +256,8 @@ def raw_baseline(db: Path, rows: int, batch: int) -> float:
     data = []
     for n in range(rows):
         contact = contact_ids[n % len(contact_ids)] if n % 2 == 0 else None
-        now = (clock + dt.timedelta(seconds=n // RAW_PER_SECOND)).isoformat(" ")
+        ticks = 0 if one_moment else n // RAW_PER_SECOND
+        now = (clock + dt.timedelta(seconds=ticks)).isoformat(" ")
         data.append(
             (
                 uuid.uuid4().hex,
@@ -289,6 +303,12 @@ def main() -> None:
     parser.add_argument("--skip-batch", action="store_true", help="single events only")
     parser.add_argument("--skip-raw", action="store_true", help="no raw-SQLite baseline")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument(
+        "--one-moment",
+        action="store_true",
+        help="stamp every event with one moment (the run's start): new index entries then land "
+        "anywhere in the (type, time, contact, url) index rather than at its end; the harder case",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives the server with wrk: apt-get install wrk")
@@ -342,7 +362,7 @@ def main() -> None:
         runs = [] if args.skip_batch else [(args.batch, args.seconds)]
         if not args.skip_single:
             runs.append((1, args.seconds))
-        run_wrk(port, key, runs[0][0], 2, args.connections, workdir)  # warm-up
+        run_wrk(port, key, runs[0][0], 2, args.connections, workdir, args.one_moment)  # warm-up
         results = {}
         for batch, seconds in runs:
             time.sleep(1.0)  # let requests wrk gave up on finish before counting
@@ -350,7 +370,7 @@ def main() -> None:
             before = count_events(db)
             cpu = ServerCpu(server.pid)
             cpu.start()
-            result = run_wrk(port, key, batch, seconds, args.connections, workdir)
+            result = run_wrk(port, key, batch, seconds, args.connections, workdir, args.one_moment)
             server_cpu = cpu.stop()
             stored = count_events(db) - before
             results[batch] = result
@@ -378,8 +398,8 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         return
     rows = 200_000
-    raw_batch = raw_baseline(db, rows, args.batch)
-    raw_single = raw_baseline(db, 20_000, 1)
+    raw_batch = raw_baseline(db, rows, args.batch, args.one_moment)
+    raw_single = raw_baseline(db, 20_000, 1, args.one_moment)
     print(f"raw SQLite, one process, {args.batch} rows per transaction: {raw_batch:,.0f} rows/s")
     print(f"raw SQLite, one process, 1 row per transaction: {raw_single:,.0f} rows/s")
     if args.batch in results:
