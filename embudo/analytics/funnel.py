@@ -24,6 +24,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from embudo.analytics import stamps
+from embudo.analytics.columns import numeric_columns
 from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition
 from embudo.deals.periods import add_months, current
 from embudo.reports import ReportError, ReportOption, ReportParams, ReportSpec, Table
@@ -173,6 +174,21 @@ class Epoch(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
+class JulianMillis(Func):
+    """SQLite's own exact form of a date-time: whole milliseconds of the Julian day (its
+    julianday() is this ÷ 86,400,000). As an integer a time travels from the database as a few
+    digits, and ``epoch_of_julian_ms`` turns it into Epoch's seconds with the very arithmetic
+    SQLite would have done, so the seconds are the same to the last bit."""
+
+    output_field = IntegerField()
+    arity = 1
+    template = "CAST(round(julianday(%(expressions)s) * 86400000.0) AS INTEGER)"
+
+
+def epoch_of_julian_ms(julian_ms: np.ndarray) -> np.ndarray:
+    return (julian_ms / 86400000.0 - 2440587.5) * 86400.0
+
+
 def _rank(column: str, blank: int) -> Case:
     whens = [When(**{column: stage}, then=Value(rank)) for stage, rank in RANKS.items()]
     whens.append(When(**{column: LifecycleStage.DISQUALIFIED}, then=Value(DISQUALIFIED_RANK)))
@@ -203,20 +219,6 @@ def _rows(query: QuerySet[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
-
-
-def _array(query: QuerySet[Any], dtype: np.dtype[Any]) -> np.ndarray:
-    """Run an ORM-built query straight into a numpy record array: the database driver's rows
-    go into numpy without a Python list or tuple per row kept around."""
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return np.fromiter(cursor, dtype=dtype)
-
-
-HISTORY_ROW = np.dtype(
-    [("contact", np.int64), ("rank", np.int16), ("from_rank", np.int16), ("at", np.float64)]
-)
 
 
 @dataclass
@@ -293,6 +295,7 @@ def _load_history(request: FunnelRequest) -> History:
         entered = entered.filter(contact__in=scope.values("pk"))
     # Moves before the period never count: a cohort is anchored in the period, conversions and
     # stays come after the anchor, and a skip is read from the anchoring move's from-stage.
+    sqlite = connection.vendor == "sqlite"
     query = (
         LifecycleTransition.objects.filter(
             contact_id__in=entered.values("contact_id"), changed_at__gte=start
@@ -300,23 +303,39 @@ def _load_history(request: FunnelRequest) -> History:
         .annotate(
             r=_rank("to_stage", OUTSIDE_RANK),
             fr=_rank("from_stage", CREATED_RANK),
-            t=Epoch("changed_at"),
+            t=JulianMillis("changed_at") if sqlite else Epoch("changed_at"),
         )
         .values_list("contact_id", "r", "fr", "t")
         .order_by("contact_id", "changed_at", "id")
     )
-    rows = _array(query, HISTORY_ROW)
-    ids, index = np.unique(rows["contact"], return_inverse=True)
+    contact, rank, from_rank, t = numeric_columns(
+        query, [np.int64, np.int16, np.int16, np.int64 if sqlite else np.float64]
+    )
+    at = epoch_of_julian_ms(t) if sqlite else t
+    contact, rank, from_rank, at = _in_history_order(contact, rank, from_rank, at)
+    ids, index = np.unique(contact, return_inverse=True)
     return History(
         ids=ids,
         contact=index.astype(np.int64),
-        rank=rows["rank"],
-        from_rank=rows["from_rank"],
-        at=rows["at"],
+        rank=rank,
+        from_rank=from_rank,
+        at=at,
         start=start.timestamp(),
         end=end.timestamp(),
         contact_ids=entered.values("contact_id"),
     )
+
+
+def _in_history_order(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The rows by contact and time. The query orders them (ties in time by id), and SQLite
+    keeps a subquery's order for the aggregate that reads it; should a database not, they are
+    sorted here (stably, so ties stay in the order read)."""
+    contact, at = columns[0], columns[-1]
+    later = contact[1:] > contact[:-1]
+    if np.all(later | ((contact[1:] == contact[:-1]) & (at[1:] >= at[:-1]))):
+        return columns
+    order = np.lexsort((at, contact))
+    return tuple(column[order] for column in columns)
 
 
 @dataclass

@@ -23,11 +23,13 @@ from embudo.analytics.attribution import (
     Window,
     attribution,
     compact,
+    first_touch_credit,
     key_labels,
     load_journeys,
     load_touches,
     model_weights,
     request_from,
+    stage_entries,
 )
 from embudo.analytics.funnel import shared_history
 from embudo.analytics.models import Cost
@@ -288,10 +290,13 @@ def stage_first_touches(
     key = ("first touches", window.start_ms, window.end_ms, window.lookback_ms, request.by, stage)
 
     def build() -> tuple[IntArray, FloatArray]:
-        journeys, _labels = load_journeys(
-            request, stage=stage, touches=load_touches(window, request.by)
+        return first_touch_credit(
+            load_touches(window, request.by),
+            stage_entries(window, stage),
+            window.start_ms,
+            window.end_ms,
+            window.lookback_ms,
         )
-        return first_touches(journeys)
 
     tables = ("tracking_touchpoint", "crm_lifecycletransition")
     found: tuple[IntArray, FloatArray] = stamps.remembered(key, tables, build)
