@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import sqlite3
 from collections import Counter
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 
@@ -49,6 +51,25 @@ def test_numbers_come_back_the_same_as_the_orm_reads_them() -> None:
     assert contacts.tolist() == [row[1] for row in expected]
     # Floats bit for bit, not to 15 digits.
     assert thirds.tolist() == [row[2] for row in expected]
+
+
+def test_a_column_longer_than_sqlites_longest_text_is_read_row_by_row() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's text length limit")
+    contact = make_contact(lifecycle_stage="lead", at=T0)
+    for i in range(300):
+        touch(contact, CHANNELS[i % 4], days(-i / 50))
+    query = Touchpoint.objects.order_by("id").values_list("id", "contact_id")
+    connection.ensure_connection()
+    raw = connection.connection
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)  # the ids alone take more
+    try:
+        ids, contacts = numeric_columns(query, [np.int64, np.int64])
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limit)
+
+    assert ids.tolist() == [row[0] for row in query] and set(contacts.tolist()) == {contact.pk}
 
 
 def test_a_null_among_the_numbers_fails_loudly() -> None:
