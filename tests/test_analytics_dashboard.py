@@ -172,6 +172,25 @@ def test_each_section_links_its_csv_with_the_same_filters(
     )
 
 
+def test_attribution_follows_the_filters_and_roi_says_it_does_not(
+    client: Client, logged_in: Any, journeys: None
+) -> None:
+    logged_in("admin")
+    html = unescape(client.get(f"/analytics/?{PERIOD}&source=bing").content.decode())
+
+    def section(slug: str) -> str:
+        return html.split(f'data-testid="section-{slug}"')[1].split("</section>")[0]
+
+    assert "Not filtered by" not in section("attribution")
+    # Costs are per campaign or channel, so ROI stays whole and says so.
+    assert "Not filtered by: source." in section("roi")
+    link = re.search(r'id="section-attribution".*?href="([^"]+)" data-download="json"', html, re.S)
+    assert link and "source=bing" in link.group(1)
+    filtered = client.get(link.group(1)).json()
+    assert filtered["request"]["filters"]["source"] == "bing"
+    assert filtered["totals"]["conversions"] == 0  # the one customer came from google
+
+
 @pytest.mark.parametrize("role", ["admin", "marketing", "sales", "sales_manager"])
 def test_every_role_opens_the_dashboard_from_the_navigation(
     client: Client, logged_in: Any, role: str

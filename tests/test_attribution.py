@@ -19,9 +19,11 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from embudo.analytics.attribution import AttributionRequest, _sorted, attribution
+from embudo.analytics.funnel import Filters
 from embudo.deals import actions as deal_actions
 from tests.factories import journey
 from tests.factories_attribution import T0, campaign, days, lead, touch, win
+from tests.factories_handoff import make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -207,6 +209,38 @@ def test_credit_goes_to_campaigns_with_a_row_for_touchpoints_without_one() -> No
     assert credits(result, "first_touch") == {str(spring.pk): 1.0}
 
 
+def test_filters_keep_only_the_journeys_of_the_contacts_in_scope() -> None:
+    team, (rep,) = make_team(reps=1)
+    ours = lead(days(-9), original_source="google", owner_id=rep.pk)
+    touch(ours, "email", days(-3))
+    win(ours, "1000", opened=days(-1), won=T0)
+    theirs = lead(days(-9), original_source="newsletter")
+    touch(theirs, "display", days(-3))
+    win(theirs, "500", opened=days(-1), won=T0)
+    browsing = lead(days(-9), original_source="google")
+    touch(browsing, "paid_search", T0)
+    shared = win([ours, theirs], "300", opened=days(-1), won=T0)
+    alone = win(theirs, "50", opened=days(-1), won=T0)
+    alone.contacts.clear()  # revenue without a contact belongs to no filtered view
+
+    everyone = attribution(AttributionRequest(**PERIOD))
+    google = attribution(AttributionRequest(**PERIOD, filters=Filters(source="google")))
+    by_team = attribution(AttributionRequest(**PERIOD, filters=Filters(team_id=team.pk)))
+
+    assert everyone.conversions == 2 and everyone.revenue == 1800.0
+    assert everyone.non_converting_journeys == 1
+    assert everyone.revenue_without_conversion == 50.0
+    # Half of the shared deal is the filtered contact's.
+    assert (google.conversions, google.revenue) == (1, 1150.0)
+    assert credits(google, "first_touch") == {"email": 1.0}
+    assert google.non_converting_journeys == 1  # the browsing contact's paid search visit
+    assert google.revenue_without_conversion == 0.0
+    assert (by_team.conversions, by_team.revenue) == (1, 1150.0)
+    assert by_team.non_converting_journeys == 0
+    assert credits(by_team, "linear", "revenue") == {"email": 1150.0}
+    assert shared.pk
+
+
 def test_an_empty_period_gives_zeros_not_an_error() -> None:
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -363,6 +397,40 @@ def test_api_serves_the_report_and_answers_bad_input_with_422(
     assert good.json()["rows"][0]["models"]["first_touch"]["revenue"] == 1000.0
     assert bad_model.status_code == 422 and "shapley" in bad_model.content.decode()
     assert backwards.status_code == 422 and "before it starts" in backwards.content.decode()
+
+
+def test_api_and_cli_take_the_dashboard_filters(client: Client, logged_in: Any) -> None:
+    ours = lead(days(-9), original_source="google")
+    touch(ours, "email", days(-3))
+    win(ours, "1000", opened=days(-1), won=T0)
+    theirs = lead(days(-9), original_source="newsletter")
+    touch(theirs, "display", days(-3))
+    win(theirs, "500", opened=days(-1), won=T0)
+    logged_in("marketing")
+    query = f"from={days(-1).date()}&to={days(1).date()}&model=first_touch"
+
+    answer = client.get(f"/api/v1/reports/attribution?{query}&source=newsletter")
+    bad_team = client.get(f"/api/v1/reports/attribution?{query}&team=sales")
+    printed = report(
+        "attribution",
+        "--from",
+        str(days(-1).date()),
+        "--to",
+        str(days(1).date()),
+        "--source",
+        "google",
+        "--format",
+        "json",
+    )
+
+    assert answer.status_code == 200
+    assert [row["key"] for row in answer.json()["rows"]] == ["display"]
+    assert answer.json()["totals"]["revenue"] == 500.0
+    assert answer.json()["request"]["filters"]["source"] == "newsletter"
+    assert (
+        bad_team.status_code == 422 and "team='sales' is not a team id" in bad_team.content.decode()
+    )
+    assert json.loads(printed)["totals"]["revenue"] == 1000.0
 
 
 def test_sales_reps_may_read_attribution_but_not_roi(client: Client, logged_in: Any) -> None:

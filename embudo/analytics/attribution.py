@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from embudo.analytics import markov, stamps
 from embudo.analytics.columns import numeric_columns
+from embudo.analytics.funnel import FILTER_OPTIONS, Filters, contacts_in_scope, filters_from
 from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus
@@ -97,7 +98,8 @@ class EpochMillis(Func):
 
 @dataclass(frozen=True)
 class AttributionRequest:
-    """Conversions (contacts entering ``customer``) between two dates, inclusive."""
+    """Conversions (contacts entering ``customer``) between two dates, inclusive, of the
+    contacts the filters keep (team, original source, persona; none: everyone)."""
 
     date_from: dt.date
     date_to: dt.date
@@ -105,6 +107,7 @@ class AttributionRequest:
     models: tuple[str, ...] = MODELS
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    filters: Filters = field(default_factory=Filters)
 
     def check(self) -> None:
         if self.date_to < self.date_from:
@@ -177,6 +180,7 @@ class AttributionResult:
                 "models": list(self.request.models),
                 "lookback_days": self.request.lookback_days,
                 "half_life_days": self.request.half_life_days,
+                "filters": self.request.filters.describe(),
             },
             "totals": {
                 "conversions": self.conversions,
@@ -743,12 +747,15 @@ def load_journeys(
     )
 
     def build() -> Journeys:
+        if request.filters != Filters():
+            # The filters read contacts (owner, source, persona), which no stamp watches.
+            return _load_journeys(request, stage, touches)
         journeys: Journeys = stamps.remembered(
             key, JOURNEY_TABLES, lambda: _load_journeys(request, stage, touches)
         )
         return journeys
 
-    journeys: Journeys = _per_page(key, build)
+    journeys: Journeys = _per_page((*key, request.filters), build)
     # Labels are read afresh: a renamed campaign changes no stamp.
     return journeys, key_labels(request.by, np.unique(journeys.touch_key))
 
@@ -828,7 +835,39 @@ def _load_journeys(request: AttributionRequest, stage: str, touches: TouchRows |
         deal_share=share,
         revenue_without_contact=without_contact,
     )
+    if request.filters != Filters():
+        (scope,) = _fetch(contacts_in_scope(request.filters), "pk")
+        raw = within(raw, scope)
     return assemble(raw, window.start_ms, window.end_ms, window.lookback_ms)
+
+
+def within(raw: RawJourneyData, contacts: IntArray) -> RawJourneyData:
+    """Only what happened to ``contacts``: their conversions, touchpoints, lead and opportunity
+    moves and their shares of won deals. Revenue of deals without a contact belongs to no one
+    the filters could keep, so it goes too."""
+    conversion = np.isin(raw.conversion_contact, contacts)
+    touch = np.isin(raw.touch_contact, contacts)
+    lead = np.isin(raw.lead_contact, contacts)
+    opportunity = np.isin(raw.opportunity_contact, contacts)
+    deal = np.isin(raw.deal_contact, contacts)
+    return replace(
+        raw,
+        conversion_contact=raw.conversion_contact[conversion],
+        conversion_time=raw.conversion_time[conversion],
+        conversion_id=raw.conversion_id[conversion],
+        touch_contact=raw.touch_contact[touch],
+        touch_time=raw.touch_time[touch],
+        touch_id=raw.touch_id[touch],
+        touch_key=raw.touch_key[touch],
+        lead_contact=raw.lead_contact[lead],
+        lead_time=raw.lead_time[lead],
+        opportunity_contact=raw.opportunity_contact[opportunity],
+        opportunity_time=raw.opportunity_time[opportunity],
+        deal_contact=raw.deal_contact[deal],
+        deal_time=raw.deal_time[deal],
+        deal_share=raw.deal_share[deal],
+        revenue_without_contact=0.0,
+    )
 
 
 def key_labels(by: str, codes: IntArray) -> dict[int, tuple[str, str]]:
@@ -971,6 +1010,7 @@ def request_from(params: ReportParams) -> AttributionRequest:
         models=parse_models(params.option("model", "all")),
         lookback_days=_number(params, "lookback_days", DEFAULT_LOOKBACK_DAYS, True),
         half_life_days=_number(params, "half_life_days", DEFAULT_HALF_LIFE_DAYS, False),
+        filters=filters_from(params),
     )
 
 
@@ -1002,7 +1042,7 @@ ATTRIBUTION = ReportSpec(
     "Markov chain, side by side",
     run=_run,
     permission="tracking.view_touchpoint",
-    options=ATTRIBUTION_OPTIONS,
+    options=(*ATTRIBUTION_OPTIONS, *FILTER_OPTIONS),
 )
 
 
