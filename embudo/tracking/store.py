@@ -210,9 +210,15 @@ def contacts_by(dialect: Dialect, column: str, values: Iterable[Any]) -> dict[An
 
 _thread_lock = threading.Lock()
 _lock_files: dict[str, int] = {}
-# Events written by this process since it last checkpointed the WAL (see ingest_turn).
+# WAL pages this process's ingest commits wrote since it last checkpointed (see ingest_turn),
+# estimated: a commit writes a few pages whatever its size (the leaves of the events table and
+# of each index it touched, the visitor's), and a big batch about one more page per ten events.
 _unchecked = 0
-CHECKPOINT_EVERY = 20_000
+PAGES_PER_COMMIT = 8
+EVENTS_PER_PAGE = 10
+CHECKPOINT_PAGES = 4_000  # about 16 MB of WAL
+# Set after a checkpoint outside the turn: the next turn finishes it (see ingest_turn).
+_finish_checkpoint = False
 
 
 @dataclass
@@ -234,11 +240,17 @@ def ingest_turn(events: int = 1) -> Iterator[Turn]:
     database hand the turn straight to the next ingest writer instead. And a commit that crosses
     SQLite's automatic checkpoint threshold copies the WAL into the database (with fsyncs) while
     still holding the turn; here automatic checkpoints are paused for the ingest commit, and every
-    ``CHECKPOINT_EVERY`` events a PASSIVE checkpoint runs after the turn is handed on (writers
-    carry on meanwhile). Other writers are unaffected. Inside an already open transaction this
-    does nothing (the lock is ours).
+    ``CHECKPOINT_PAGES`` pages of WAL (estimated from the commits and events) a PASSIVE
+    checkpoint runs after the turn is handed on (writers carry on meanwhile). Other writers are
+    unaffected. Inside an already open transaction this does nothing (the lock is ours).
+
+    That checkpoint cannot finish while other writers append to the WAL, and SQLite starts the
+    WAL over from its beginning only after a finished one: under steady load the WAL would grow
+    without end (hundreds of MB in seconds), and every page read looks through a longer WAL
+    index. So the process's next turn, before it writes, checkpoints the few frames appended
+    meanwhile; with nobody else writing that one finishes, and the write starts the WAL over.
     """
-    global _unchecked
+    global _unchecked, _finish_checkpoint
     turn = Turn(events)
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         yield turn
@@ -255,6 +267,9 @@ def ingest_turn(events: int = 1) -> Iterator[Turn]:
             if fd < 0:
                 fd = _lock_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        if _finish_checkpoint:
+            _finish_checkpoint = False
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         raw.execute("PRAGMA wal_autocheckpoint=0")
         try:
             yield turn
@@ -262,11 +277,13 @@ def ingest_turn(events: int = 1) -> Iterator[Turn]:
             raw.execute("PRAGMA wal_autocheckpoint=1000")
             if fd >= 0:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-            _unchecked += turn.events
-            if _unchecked >= CHECKPOINT_EVERY:
+            if turn.events:
+                _unchecked += PAGES_PER_COMMIT + turn.events // EVENTS_PER_PAGE
+            if _unchecked >= CHECKPOINT_PAGES:
                 _unchecked, checkpoint = 0, True
     if checkpoint:
         raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        _finish_checkpoint = True  # read by the next turn of any thread of this process
 
 
 @dataclass(eq=False)
