@@ -4,6 +4,7 @@
     python3 bench/dashboard.py                 # 1M contacts / 10M events (builds the base once)
     python3 bench/dashboard.py --quick         # 100k contacts / 1M events
     python3 bench/dashboard.py --repeat 7 --period 2026-09-01:2026-11-30
+    python3 bench/dashboard.py --filters source=google    # the dashboard's filters (team, persona…)
 
 Each report the dashboard shows is run through the registry (as the page, the CLI and the API
 run it) once cold and ``--repeat`` times warm; then the whole page is rendered through Django's
@@ -36,7 +37,14 @@ def main() -> None:
     parser.add_argument(
         "--period", default="", help="FROM:TO (YYYY-MM-DD); default: the dashboard's default"
     )
+    parser.add_argument(
+        "--filters",
+        default="",
+        help="NAME=VALUE,… given to every report (those it takes) and to the page: team, source, "
+        "persona",
+    )
     args = parser.parse_args()
+    filters = dict(pair.split("=", 1) for pair in args.filters.split(",") if pair)
     if args.quick:
         args.contacts, args.events = 100_000, 1_000_000
 
@@ -71,7 +79,7 @@ def main() -> None:
     entered = LifecycleTransition.objects.filter(
         changed_at__date__gte=start, changed_at__date__lte=end, to_stage="lead"
     ).count()
-    print(f"period {start} to {end}: {entered:,} lead entries")
+    print(f"period {start} to {end}: {entered:,} lead entries; filters: {filters or 'none'}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     cases = [
@@ -112,7 +120,7 @@ def main() -> None:
         label = name + (" " + " ".join(f"{k}={v}" for k, v in options.items()) if options else "")
 
         def run(name: str = name, options: dict[str, str] = options) -> Any:
-            return run_report(name, date_from=start, date_to=end, options=options)
+            return run_report(name, date_from=start, date_to=end, options={**filters, **options})
 
         stamps.forget()
         started = time.perf_counter()
@@ -134,7 +142,7 @@ def main() -> None:
 
     client = Client(HTTP_HOST="localhost")
     assert client.login(username="admin", password=PASSWORD)
-    url = f"/analytics/?from={start}&to={end}"
+    url = f"/analytics/?from={start}&to={end}" + "".join(f"&{k}={v}" for k, v in filters.items())
     stamps.forget()
     started, cpu_started = time.perf_counter(), time.process_time()
     response = client.get(url)
