@@ -83,6 +83,19 @@ def test_serve_rejects_an_impossible_port(tmp_path: Path) -> None:
         assert "70000 is not a TCP port" in done.stderr
 
 
+def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path) -> None:
+    with embudo_environment(tmp_path, "taken") as env, socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+
+        done = run_embudo(env, "serve", "--port", str(port), timeout=60)
+
+        assert done.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+        assert "another server" in done.stderr
+
+
 def test_serve_rejects_a_negative_max_requests(tmp_path: Path) -> None:
     with embudo_environment(tmp_path, "badmax") as env:
         done = run_embudo(env, "serve", "--max-requests", "-1", timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,6 +22,23 @@ def pending_migrations(alias: str = DEFAULT_DB_ALIAS) -> list[str]:
 
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Raise CommandError when something already listens on the address.
+
+    The workers bind with SO_REUSEPORT, which would let a second `embudo serve` on the same
+    port share it silently (each getting part of the connections) instead of failing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as error:
+            raise CommandError(
+                f"cannot listen on {bind_address(host, port)}: {error.strerror or error} "
+                f"(is another server using port {port}?)"
+            ) from None
 
 
 # Requests a worker serves before it is replaced by a fresh one (see server_options).
@@ -58,6 +76,12 @@ def server_options(
         "workers": workers,
         # Threaded workers: a slow client or a long report holds a thread, not a whole process.
         "worker_class": "gthread",
+        # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
+        # connections over them. On one shared socket the worker that happens to be awake
+        # accepts a burst of connections alone, and keep-alive clients then stay on that one
+        # process: measured with 6 or 16 connections, half the runs had every connection on
+        # one worker and served 1,250 single events/s instead of 2,000.
+        "reuse_port": True,
         "threads": threads,
         "timeout": 120,
         "graceful_timeout": 20,
@@ -116,6 +140,7 @@ class Command(BaseCommand):
             raise CommandError("--workers and --threads must each be at least 1")
         if options["max_requests"] < 0:
             raise CommandError("--max-requests must be 0 (never) or more")
+        refuse_a_taken_port(host, port)
         self.check(display_num_errors=False)
         try:
             pending = pending_migrations()
