@@ -267,11 +267,11 @@ def ingest_turn(events: int = 1) -> Iterator[Turn]:
             if fd < 0:
                 fd = _lock_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        if _finish_checkpoint:
-            _finish_checkpoint = False
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        raw.execute("PRAGMA wal_autocheckpoint=0")
-        try:
+        try:  # whatever fails from here on, the turn is handed on
+            if _finish_checkpoint:
+                _finish_checkpoint = False
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            raw.execute("PRAGMA wal_autocheckpoint=0")
             yield turn
         finally:
             raw.execute("PRAGMA wal_autocheckpoint=1000")
