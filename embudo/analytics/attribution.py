@@ -723,36 +723,20 @@ def stage_entries(window: Window, stage: str) -> list[IntArray]:
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 
 
-def load_journeys(
-    request: AttributionRequest,
-    *,
-    stage: str = LifecycleStage.CUSTOMER,
-    touches: TouchRows | None = None,
-) -> tuple[Journeys, dict[int, tuple[str, str]]]:
-    """The journeys of the request's period, and each key code's stable key and label.
+def load_journeys(request: AttributionRequest) -> tuple[Journeys, dict[int, tuple[str, str]]]:
+    """The journeys to the request's conversions, and each key code's stable key and label.
 
-    ``stage`` other than customer gives the journeys to that stage (no revenue, no W anchors);
-    the ROI report's first touches of leads, MQLs and SQLs need no journeys cut
-    (``first_touch_credit``)."""
+    (The ROI report's first touches of leads, MQLs and SQLs need no journeys cut:
+    ``first_touch_credit``.)"""
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
-    anchors = stage == LifecycleStage.CUSTOMER and "w_shaped" in request.models
-    key = (
-        "journeys",
-        window.start_ms,
-        window.end_ms,
-        window.lookback_ms,
-        request.by,
-        stage,
-        anchors,
-    )
+    anchors = "w_shaped" in request.models
+    key = ("journeys", window.start_ms, window.end_ms, window.lookback_ms, request.by, anchors)
 
     def build() -> Journeys:
-        if request.filters != Filters():
+        if request.filters.narrowing:
             # The filters read contacts (owner, source, persona), which no stamp watches.
-            return _load_journeys(request, stage, touches)
-        journeys: Journeys = stamps.remembered(
-            key, JOURNEY_TABLES, lambda: _load_journeys(request, stage, touches)
-        )
+            return _load_journeys(request)
+        journeys: Journeys = stamps.remembered(key, JOURNEY_TABLES, lambda: _load_journeys(request))
         return journeys
 
     journeys: Journeys = _per_page((*key, request.filters), build)
@@ -769,15 +753,14 @@ JOURNEY_TABLES = (
 )
 
 
-def _load_journeys(request: AttributionRequest, stage: str, touches: TouchRows | None) -> Journeys:
+def _load_journeys(request: AttributionRequest) -> Journeys:
     window = Window.of(request.date_from, request.date_to, request.lookback_days)
     start, end, earliest = window.start, window.end, window.earliest
-    conversions = stage_entries(window, stage)
-    touches = touches or load_touches(window, request.by)
+    conversions = stage_entries(window, LifecycleStage.CUSTOMER)
+    touches = load_touches(window, request.by)
     leads = opportunities = [_EMPTY_INT, _EMPTY_INT]
-    deal_contact, deal_time, share = _EMPTY_INT, _EMPTY_INT, np.zeros(0)
-    without_contact = 0.0
-    if stage == LifecycleStage.CUSTOMER and "w_shaped" in request.models:
+    share = np.zeros(0)
+    if "w_shaped" in request.models:
         # Only the W-shaped model reads the lead and opportunity moves (a second of the report
         # at a million journeys).
         leads = _fetch(
@@ -797,26 +780,25 @@ def _load_journeys(request: AttributionRequest, stage: str, touches: TouchRows |
             "contact_id",
             EpochMillis("changed_at"),
         )
-    if stage == LifecycleStage.CUSTOMER:
-        links = Deal.contacts.through.objects.filter(
-            deal__status=DealStatus.WON, deal__closed_at__gte=start, deal__closed_at__lt=end
-        )
-        deal_contact, deal_id, deal_time, amount = numeric_columns(
-            links.order_by().values_list(
-                "contact_id",
-                "deal_id",
-                EpochMillis("deal__closed_at"),
-                Cast("deal__amount_reporting", FloatField()),
-            ),
-            [np.int64, np.int64, np.int64, np.float64],
-        )
-        if deal_id.size:
-            _ids, inverse, counts = np.unique(deal_id, return_inverse=True, return_counts=True)
-            share = amount / counts[inverse]
-        won = Q(status=DealStatus.WON, closed_at__gte=start, closed_at__lt=end)
-        alone = Deal.objects.filter(won, contacts__isnull=True)
-        amounts = alone.order_by().values_list(Cast("amount_reporting", FloatField()))
-        without_contact = float(numeric_columns(amounts, [np.float64])[0].sum())
+    links = Deal.contacts.through.objects.filter(
+        deal__status=DealStatus.WON, deal__closed_at__gte=start, deal__closed_at__lt=end
+    )
+    deal_contact, deal_id, deal_time, amount = numeric_columns(
+        links.order_by().values_list(
+            "contact_id",
+            "deal_id",
+            EpochMillis("deal__closed_at"),
+            Cast("deal__amount_reporting", FloatField()),
+        ),
+        [np.int64, np.int64, np.int64, np.float64],
+    )
+    if deal_id.size:
+        _ids, inverse, counts = np.unique(deal_id, return_inverse=True, return_counts=True)
+        share = amount / counts[inverse]
+    won = Q(status=DealStatus.WON, closed_at__gte=start, closed_at__lt=end)
+    alone = Deal.objects.filter(won, contacts__isnull=True)
+    amounts = alone.order_by().values_list(Cast("amount_reporting", FloatField()))
+    without_contact = float(numeric_columns(amounts, [np.float64])[0].sum())
     conversion_contact, conversion_time, conversion_id = conversions
     raw = RawJourneyData(
         conversion_contact=conversion_contact,
@@ -835,7 +817,7 @@ def _load_journeys(request: AttributionRequest, stage: str, touches: TouchRows |
         deal_share=share,
         revenue_without_contact=without_contact,
     )
-    if request.filters != Filters():
+    if request.filters.narrowing:
         (scope,) = _fetch(contacts_in_scope(request.filters), "pk")
         raw = within(raw, scope)
     return assemble(raw, window.start_ms, window.end_ms, window.lookback_ms)

@@ -69,6 +69,11 @@ class Filters:
     def describe(self) -> dict[str, Any]:
         return {"team": self.team_id, "source": self.source, "persona": self.persona}
 
+    @property
+    def narrowing(self) -> bool:
+        """Whether any filter is set (none: every contact counts)."""
+        return self != Filters()
+
 
 @dataclass(frozen=True)
 class FunnelRequest:
@@ -277,7 +282,7 @@ def load_history(request: FunnelRequest) -> History:
 def _remembered_history(request: FunnelRequest) -> History:
     """Without filters the history is the lifecycle table's alone, so it is kept until that
     table changes (see embudo.analytics.stamps); the filters read contacts, which are not."""
-    if request.filters != Filters():
+    if request.filters.narrowing:
         return _load_history(request)
     start, end = period_bounds(request)
     key = ("history", start.timestamp(), end.timestamp())
@@ -451,7 +456,7 @@ def _groups_for(history: History, request: FunnelRequest) -> Groups:
     if not history.size:
         return Groups([], [], np.zeros(0, dtype=np.int64))
     tables = _GROUP_TABLES.get(request.breakdown.split(".")[0])
-    if tables is None or request.filters != Filters():
+    if tables is None or request.filters.narrowing:
         values, codes = _group_codes(history, request.breakdown)
     else:
         # Kept with the history they index, until a column they come from changes.
