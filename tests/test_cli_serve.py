@@ -93,7 +93,16 @@ def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path) -> None:
 
         assert done.returncode != 0
         assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
-        assert "another server" in done.stderr
+        assert "another server is using it" in done.stderr
+
+
+def test_serve_names_an_address_it_cannot_listen_on(tmp_path: Path) -> None:
+    # 192.0.2.1 is a documentation address: no interface of this machine has it.
+    with embudo_environment(tmp_path, "badhost") as env:
+        done = run_embudo(env, "serve", "--host", "192.0.2.1", timeout=60)
+        assert done.returncode != 0
+        assert "cannot listen on 192.0.2.1:8000" in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_serve_rejects_a_negative_max_requests(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 from typing import Any
@@ -26,19 +27,20 @@ def bind_address(host: str, port: int) -> str:
 
 
 def refuse_a_taken_port(host: str, port: int) -> None:
-    """Raise CommandError when something already listens on the address.
+    """Raise CommandError when the address cannot be listened on: something already listens
+    there, the host is unknown, the port needs privileges.
 
-    The workers bind with SO_REUSEPORT, which would let a second `embudo serve` on the same
-    port share it silently (each getting part of the connections) instead of failing."""
+    On Linux the workers bind with SO_REUSEPORT, which would let a second `embudo serve` on the
+    same port share it silently (each getting part of the connections) instead of failing."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is free
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as error:
+            hint = " (another server is using it)" if error.errno == errno.EADDRINUSE else ""
             raise CommandError(
-                f"cannot listen on {bind_address(host, port)}: {error.strerror or error} "
-                f"(is another server using port {port}?)"
+                f"cannot listen on {bind_address(host, port)}: {error.strerror or error}{hint}"
             ) from None
 
 
