@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.testcases import LiveServerThread
 from django.utils import translation
 
+from embudo import pipeline
 from tests.factories import PASSWORD, make_user
 
 
@@ -43,6 +44,20 @@ def _default_language() -> Iterator[None]:
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.deactivate()
+
+
+@pytest.fixture
+def only_reactions(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Keep only the named reactions of the pipeline (plus any given), for a test of one app's:
+    ``only_reactions("rescore", also=[spy])``."""
+
+    def keep(*names: str, also: Sequence[pipeline.Reaction] = ()) -> None:
+        unknown = set(names) - {reaction.name for reaction in pipeline.REACTIONS}
+        assert not unknown, f"no such reaction: {unknown}"
+        chosen = tuple(r for r in pipeline.REACTIONS if r.name in names) + tuple(also)
+        monkeypatch.setattr(pipeline, "REACTIONS", chosen)
+
+    return keep
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from embudo import pipeline
 from embudo.accounts.actions import create_api_key
 from embudo.tracking import actions, keys, store
 from embudo.tracking.actions import IngestResult, record_events
@@ -204,8 +205,9 @@ def test_after_events_hooks_hear_the_groups_contacts_once_committed(
 
     answered = threading.Event()
 
-    def hook(contact_ids: list[int]) -> None:
+    def hook(moments: pipeline.Moments) -> None:
         # The events must already be committed, and no caller answered yet.
+        contact_ids = sorted(moments.event_contacts)
         visible = Event.objects.filter(contact_id__in=contact_ids).count()
         with lock:
             heard.append((contact_ids, visible if not answered.is_set() else -1))
@@ -218,10 +220,14 @@ def test_after_events_hooks_hear_the_groups_contacts_once_committed(
 
         return call
 
-    def failing_hook(contact_ids: list[int]) -> None:
-        raise RuntimeError("a broken hook must not fail the request")
+    def failing_hook(moments: pipeline.Moments) -> None:
+        raise RuntimeError("a broken reaction must not fail the request")
 
-    monkeypatch.setattr(actions, "AFTER_EVENTS", [failing_hook, hook])
+    monkeypatch.setattr(
+        pipeline,
+        "REACTIONS",
+        (pipeline.Reaction("failing", failing_hook), pipeline.Reaction("spy", hook)),
+    )
 
     outcomes = together(
         held_turn,

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from embudo import pipeline
 from embudo.accounts import actions as accounts
 from embudo.accounts.models import AuditEntry
 from embudo.crm import actions as crm
@@ -677,14 +678,12 @@ def test_a_committed_import_leaves_one_audit_entry_with_the_counts(tmp_path: Pat
     assert not AuditEntry.objects.filter(action="contact.create").exists()
 
 
-def test_after_import_hooks_get_the_changed_ids_once_committed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+def test_the_pipeline_hears_of_the_changed_contacts_once_the_import_commits(
+    tmp_path: Path, only_reactions: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     unchanged = make_contact(email="same@example.com", first_name="Same")
-    seen: list[tuple[str, list[int]]] = []
-    monkeypatch.setattr(
-        importing, "AFTER_IMPORT", [lambda result: seen.append((result.kind, result.changed_ids))]
-    )
+    seen: list[set[int]] = []
+    only_reactions(also=[pipeline.Reaction("spy", lambda m: seen.append(m.imported))])
     path = write(tmp_path, "email,first_name\nsame@example.com,Same\nnew@example.com,New\n")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -694,8 +693,8 @@ def test_after_import_hooks_get_the_changed_ids_once_committed(
         run("contacts", path)
 
     new = Contact.objects.get(email="new@example.com")
-    assert seen == [("contacts", [new.pk])]
-    assert unchanged.pk not in seen[0][1]
+    assert seen == [{new.pk}]
+    assert unchanged.pk not in seen[0]
 
 
 # -- companies ----------------------------------------------------------------------------------

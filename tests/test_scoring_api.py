@@ -11,10 +11,7 @@ from django.test import Client
 from freezegun import freeze_time
 
 from embudo.accounts.actions import create_api_key
-from embudo.crm import actions as crm
-from embudo.scoring import actions
 from embudo.scoring.models import ScoreRule, ScoringModel
-from embudo.tracking import actions as tracking
 from tests.factories import make_contact, make_user
 from tests.factories_scoring import event_rule, fit_rule, make_model
 
@@ -24,10 +21,8 @@ T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def only_scoring_hooks(monkeypatch: Any) -> None:
-    monkeypatch.setattr(crm, "AFTER_STAGE_CHANGE", [])
-    monkeypatch.setattr(crm, "AFTER_CONTACT_CHANGE", [actions.after_contact_change])
-    monkeypatch.setattr(tracking, "AFTER_EVENTS", [actions.after_events])
+def only_scoring_reacts(only_reactions: Any) -> None:
+    only_reactions("rescore")
 
 
 def send(client: Client, method: str, url: str, body: Any = None, **headers: Any) -> Any:

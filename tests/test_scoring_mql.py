@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
+from embudo import pipeline
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LifecycleTransition, TransitionCause
 from embudo.scoring import actions, engine, queries
@@ -21,14 +22,10 @@ T0 = dt.datetime(2026, 5, 4, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def only_scoring_hooks(monkeypatch: Any) -> None:
-    """Other apps' hooks (handoff assigns new MQLs…) have their own tests; these test scoring's."""
-    from embudo.tracking import actions as tracking
-
-    monkeypatch.setattr(crm, "AFTER_STAGE_CHANGE", [])
-    monkeypatch.setattr(crm, "AFTER_CONTACT_CHANGE", [actions.after_contact_change])
-    monkeypatch.setattr(crm, "BEFORE_MERGE", [actions.before_merge])
-    monkeypatch.setattr(tracking, "AFTER_EVENTS", [actions.after_events])
+def only_scoring_reacts(only_reactions: Any) -> None:
+    """Other apps' reactions (handoff assigns new MQLs…) have their own tests; these test
+    scoring's."""
+    only_reactions("rescore")
 
 
 @pytest.fixture
@@ -85,11 +82,14 @@ def test_a_customer_is_never_moved_back_to_mql() -> None:
     assert ContactScore.objects.get(contact=customer).qualified
 
 
-def test_a_full_rescore_promotes_many_at_once_and_tells_the_stage_hooks(
-    django_capture_on_commit_callbacks: Any,
+def test_a_full_rescore_promotes_many_at_once_and_tells_the_pipeline(
+    django_capture_on_commit_callbacks: Any, only_reactions: Any
 ) -> None:
     moved: list[tuple[str, list[int]]] = []
-    crm.AFTER_STAGE_CHANGE.append(lambda stage, ids: moved.append((stage, ids)))
+    spy = pipeline.Reaction(
+        "spy", lambda m: moved.extend((stage, sorted(ids)) for stage, ids in m.stages.items())
+    )
+    only_reactions("rescore", also=[spy])
     with freeze_time(T0):
         model = mql_model(mql_total=None)
         leads = [make_contact(job_title="Director", lifecycle_stage="lead") for _ in range(3)]

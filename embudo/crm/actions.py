@@ -7,17 +7,17 @@ Each action owns its transaction, records the lifecycle history and the audit en
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial, update_wrapper
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
@@ -36,51 +36,8 @@ from embudo.crm.models import (
 )
 from embudo.crm.properties import PropertyValueError, coerce, property_name
 
-# Other apps react to what happens to contacts through these hooks, registered from their
-# ``AppConfig.ready()`` and run after the transaction commits (scoring rescores, handoff assigns).
-# A bulk writer (an import, a rescore) calls them once with all the ids it touched.
-#: ``hook(stage, contact_ids)``: the contacts just moved to ``stage``.
-AFTER_STAGE_CHANGE: list[Callable[[str, list[int]], None]] = []
-#: ``hook(contact_ids)``: contacts created, or whose fields, properties or company changed.
-AFTER_CONTACT_CHANGE: list[Callable[[list[int]], None]] = []
-#: ``hook(primary, duplicate)``: runs inside the merge, before the duplicate's rows move over;
-#: an app keeping one row per contact drops the duplicate's here so the move cannot collide.
-BEFORE_MERGE: list[Callable[[Contact, Contact], None]] = []
-#: ``hook(activity_ids)``: activities just logged (the handoff app's first touch).
-AFTER_ACTIVITY: list[Callable[[list[int]], None]] = []
-
-
-def after_commit(hook: Callable[..., None], *args: Any) -> None:
-    """Run ``hook(*args)`` once the transaction commits; a failing hook is logged, not raised."""
-    call = partial(hook, *args)
-    # A robust on_commit logs a failure by the callable's __qualname__, which a bare partial lacks.
-    update_wrapper(call, hook)
-    transaction.on_commit(call, robust=True)
-
-
-def contacts_moved(stage: str, contact_ids: Iterable[int]) -> None:
-    """Tell the AFTER_STAGE_CHANGE hooks, once the transaction commits."""
-    ids = sorted(set(contact_ids))
-    if ids:
-        for hook in AFTER_STAGE_CHANGE:
-            after_commit(hook, stage, ids)
-
-
-def activities_logged(activity_ids: Iterable[int]) -> None:
-    """Tell the AFTER_ACTIVITY hooks, once the transaction commits."""
-    ids = sorted(set(activity_ids))
-    if ids:
-        for hook in AFTER_ACTIVITY:
-            after_commit(hook, ids)
-
-
-def contacts_changed(contact_ids: Iterable[int]) -> None:
-    """Tell the AFTER_CONTACT_CHANGE hooks, once the transaction commits."""
-    ids = sorted(set(contact_ids))
-    if ids:
-        for hook in AFTER_CONTACT_CHANGE:
-            after_commit(hook, ids)
-
+# Ids per statement when many are sent to the database (SQLite's variable limit).
+ID_CHUNK = 5_000
 
 CONTACT_FIELDS = (
     "email",
@@ -303,8 +260,8 @@ def create_contact(
         record_audit("contact.create", "contact", contact.pk, actor=actor)
         if contact.owner_id:
             _notify_new_owner(contact, actor)
-        contacts_changed([contact.pk])
-        contacts_moved(stage, [contact.pk])
+        pipeline.contacts_created([contact.pk])
+        pipeline.stage_changed(stage, [contact.pk])
     return contact
 
 
@@ -337,7 +294,7 @@ def update_contact(
             )
             if "owner_id" in changes and contact.owner_id:
                 _notify_new_owner(contact, actor)
-            contacts_changed([contact.pk])
+            pipeline.contacts_changed([contact.pk], changes)
         if stage and stage != contact.lifecycle_stage:
             set_lifecycle_stage(contact, stage, cause=cause, actor=actor)
     return contact
@@ -380,8 +337,132 @@ def set_lifecycle_stage(
         )
         contact.lifecycle_stage = stage
         contact.lifecycle_stage_changed_at = when
-        contacts_moved(stage, [contact.pk])
+        pipeline.stage_changed(stage, [contact.pk])
     return transition
+
+
+def move_contacts(
+    stage: str,
+    contact_ids: Iterable[int],
+    *,
+    cause: str,
+    at: dt.datetime | None = None,
+    note: str = "",
+    actor: Any = None,
+    only_from: Iterable[str] | None = None,
+) -> list[int]:
+    """Move many contacts to ``stage`` at once, each with its transition: one read of their
+    stages, one multi-row INSERT and one UPDATE per chunk. Contacts already there (or, with
+    ``only_from``, at a stage not listed) stay. Returns the ids moved."""
+    if stage not in LifecycleStage.values:
+        raise ValidationFailed.one(
+            "lifecycle_stage", f"{stage!r} is not one of {', '.join(LifecycleStage.values)}"
+        )
+    if cause not in TransitionCause.values:
+        raise ValidationFailed.one("cause", f"{cause!r} is not a transition cause")
+    ids = sorted(set(contact_ids))
+    sources = None if only_from is None else list(only_from)
+    when = at or timezone.now()
+    moved: list[int] = []
+    with transaction.atomic():
+        for start in range(0, len(ids), ID_CHUNK):
+            current = Contact.objects.filter(pk__in=ids[start : start + ID_CHUNK]).exclude(
+                lifecycle_stage=stage
+            )
+            if sources is not None:
+                current = current.filter(lifecycle_stage__in=sources)
+            rows = list(current.values_list("pk", "lifecycle_stage"))
+            if not rows:
+                continue
+            LifecycleTransition.objects.bulk_create(
+                [
+                    LifecycleTransition(
+                        contact_id=pk,
+                        from_stage=before,
+                        to_stage=stage,
+                        changed_at=when,
+                        cause=cause,
+                        actor=_user(actor),
+                        note=note[:255],
+                    )
+                    for pk, before in rows
+                ],
+                batch_size=2_000,
+            )
+            chunk = [pk for pk, _before in rows]
+            Contact.objects.filter(pk__in=chunk).update(
+                lifecycle_stage=stage, lifecycle_stage_changed_at=when, updated_at=timezone.now()
+            )
+            moved += chunk
+        pipeline.stage_changed(stage, moved)
+    return moved
+
+
+def create_contacts(
+    rows: Sequence[Mapping[str, str]], *, cause: str, at: dt.datetime | None = None
+) -> list[Contact]:
+    """Many new subscribers at once, each with its first lifecycle transition: two multi-row
+    INSERTs and one audit entry however many. ``rows`` hold an email (checked by the caller)
+    and text fields; a text longer than its column is cut. Raises ``IntegrityError`` when one
+    clashes with an existing contact, having written nothing."""
+    now = at or timezone.now()
+    limits = {f.name: f.max_length for f in Contact._meta.concrete_fields if f.max_length}
+    with transaction.atomic():
+        created = Contact.objects.bulk_create(
+            [
+                Contact(
+                    **{name: str(value)[: limits.get(name)] for name, value in row.items()},
+                    lifecycle_stage=LifecycleStage.SUBSCRIBER,
+                    lifecycle_stage_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for row in rows
+            ],
+            batch_size=500,
+        )
+        LifecycleTransition.objects.bulk_create(
+            [
+                LifecycleTransition(
+                    contact_id=contact.pk,
+                    from_stage="",
+                    to_stage=LifecycleStage.SUBSCRIBER,
+                    changed_at=now,
+                    cause=cause,
+                )
+                for contact in created
+            ],
+            batch_size=500,
+        )
+        record_audit("contact.create_many", "contact", "", changes={"count": len(created)})
+        ids = [contact.pk for contact in created]
+        pipeline.contacts_created(ids)
+        pipeline.stage_changed(LifecycleStage.SUBSCRIBER, ids)
+    return created
+
+
+FIRST_TOUCH_FIELDS = ("original_source", "original_medium", "original_campaign")
+
+
+def fill_original_source(firsts: Mapping[int, tuple[str, str, str]]) -> None:
+    """Give contacts their original source, medium and campaign (contact id → the three), where
+    all three are still blank: one batched UPDATE. A source known already is kept."""
+    if not firsts:
+        return
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    lengths = {f.name: f.max_length for f in Contact._meta.concrete_fields}
+    limits = [lengths[name] for name in FIRST_TOUCH_FIELDS]
+    blank = " AND ".join(f"{name} = ''" for name in FIRST_TOUCH_FIELDS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET original_source = %s, original_medium = %s, "
+            f"original_campaign = %s WHERE id = %s AND {blank}",
+            [
+                (*(value[:limit] for value, limit in zip(first, limits, strict=True)), pk)
+                for pk, first in firsts.items()
+            ],
+        )
+        pipeline.contacts_changed(firsts, FIRST_TOUCH_FIELDS)
 
 
 def assign_owners(
@@ -409,7 +490,8 @@ def assign_owners(
                 actor=actor,
                 changes={"contacts": len(owners), "owners": len(by_owner)},
             )
-        contacts_changed(owners)
+        changed = ["owner_id"] if lead_status is None else ["owner_id", "lead_status"]
+        pipeline.contacts_changed(owners, changed)
 
 
 def delete_contact(contact: Contact, *, actor: Any = None) -> None:
@@ -427,8 +509,7 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
     the merged contact stands at the further of the two funnel stages."""
     if primary.pk == duplicate.pk:
         raise ValidationFailed.one("duplicate", "a contact cannot be merged into itself")
-    for hook in BEFORE_MERGE:
-        hook(primary, duplicate)
+    pipeline.before_merge(primary, duplicate)
     for relation in Contact._meta.related_objects:
         if relation.one_to_many or relation.one_to_one:
             relation.related_model._default_manager.filter(
@@ -483,7 +564,7 @@ def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -
         actor=actor,
         changes={"merged": duplicate_pk, "filled": _jsonable(filled)},
     )
-    contacts_changed([primary.pk])
+    pipeline.contacts_changed([primary.pk], [pipeline.ANY_FIELD])
     return primary
 
 
@@ -559,7 +640,7 @@ def update_company(company: Company, data: Mapping[str, Any], *, actor: Any = No
                 "company.update", "company", company.pk, actor=actor, changes=_jsonable(changes)
             )
             # Its contacts' fit (scores, segments, personas) may hang on the company's fields.
-            contacts_changed(Contact.objects.filter(company=company).values_list("pk", flat=True))
+            pipeline.companies_changed([company.pk])
     return company
 
 
@@ -601,7 +682,7 @@ def log_activity(contact: Contact, data: Mapping[str, Any], *, actor: Any = None
         activity = Activity.objects.create(contact=contact, actor=_user(actor), **values)
         Contact.objects.filter(pk=contact.pk).update(updated_at=timezone.now())
         record_audit("activity.create", "activity", activity.pk, actor=actor)
-        activities_logged([activity.pk])
+        pipeline.activities_logged([activity.pk])
     return activity
 
 

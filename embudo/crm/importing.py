@@ -39,8 +39,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from tqdm import tqdm
 
+from embudo import pipeline
 from embudo.accounts.actions import record_audit
-from embudo.crm.actions import CONTACT_FIELDS, after_commit, contacts_moved, define_property
+from embudo.crm.actions import CONTACT_FIELDS, define_property
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
@@ -425,7 +426,7 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
-    # Ids of the records created or changed, for the AFTER_IMPORT hooks (rescoring, say).
+    # Ids of the records created or changed (the pipeline hears of them once it commits).
     changed_ids: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -766,11 +767,6 @@ class Importer:
 
 IMPORTERS: dict[str, Importer] = {}
 
-# Called once an import has committed, with its result: other apps react to the whole run at
-# once (rescore the changed contacts, say) instead of per record. Imports skip the per-record
-# side effects of crm.actions (owner notifications, workflows) on purpose: history is not news.
-AFTER_IMPORT: list[Callable[[ImportResult], None]] = []
-
 
 def register_importer(importer: Importer) -> Importer:
     IMPORTERS[importer.kind] = importer
@@ -817,8 +813,6 @@ def run_import(kind: str, path: str | Path, options: ImportOptions | None = None
                 changes={**result.summary(), "file": Path(path).name},
             )
             result.committed = True
-            for hook in AFTER_IMPORT:
-                after_commit(hook, result)
     except _RollBack:
         pass
     except IntegrityError as error:
@@ -1263,8 +1257,12 @@ class ContactImport(TableImport):
         # The contacts whose stage the import set, by stage: told once the import commits.
         self.moved: dict[str, set[int]] = defaultdict(set)
         super().run()
+        # The pipeline hears of the whole run once it commits, not of each record: imports skip
+        # the per-record side effects of crm.actions (owner notifications) on purpose, and its
+        # reactions know an import's moments as history, not news.
+        pipeline.contacts_imported(self.result.changed_ids)
         for stage, ids in self.moved.items():
-            contacts_moved(stage, ids)
+            pipeline.stage_changed(stage, ids, imported=True)
 
     def write_chunk(self, rows: list[ParsedRow]) -> None:
         emails = [r.fields["email"] for r in rows if "email" in r.fields]
@@ -1712,6 +1710,7 @@ class CompanyImport(TableImport):
     def run(self) -> None:
         self.index = CompanyIndex()
         super().run()
+        pipeline.companies_changed(self.result.changed_ids)
 
     def write_chunk(self, rows: list[ParsedRow]) -> None:
         index = self.index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,16 @@ def company_list(search: str = "") -> QuerySet[Company]:
         query = query.filter(Q(name__istartswith=term) | Q(domain__startswith=term.lower()))
     # Case-insensitive, as people read a list of names (served by the lower(name) index).
     return query.order_by(Lower("name"), "id")
+
+
+def contact_ids_of_companies(company_ids: Iterable[int]) -> set[int]:
+    """The contacts who work for these companies."""
+    ids = sorted(set(company_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        found.update(Contact.objects.filter(company_id__in=chunk).values_list("pk", flat=True))
+    return found
 
 
 def lifecycle_history(contact: Contact) -> QuerySet[LifecycleTransition]:

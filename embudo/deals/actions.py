@@ -41,6 +41,7 @@ from embudo.deals.models import (
     TeamMembership,
 )
 from embudo.deals.periods import Period
+from embudo.pipeline import deal_stage_changed
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -55,7 +56,7 @@ _BEFORE_OPPORTUNITY = {
     LifecycleStage.SQL,
     LifecycleStage.DISQUALIFIED,
 }
-_ALREADY_CUSTOMER = {LifecycleStage.CUSTOMER, LifecycleStage.EVANGELIST}
+_BEFORE_CUSTOMER = set(LifecycleStage.values) - {LifecycleStage.CUSTOMER, LifecycleStage.EVANGELIST}
 
 DEFAULT_STAGES: tuple[tuple[str, str, str, str], ...] = (
     # name, probability, kind, forecast category
@@ -655,6 +656,7 @@ def create_deal(
             changed_at=created_at,
             actor=crm._user(actor),
         )
+        deal_stage_changed([deal.pk])
         if contact_ids:
             deal.contacts.set(contact_ids)
             _contacts_to(contact_ids, LifecycleStage.OPPORTUNITY, created_at, cause, actor, deal)
@@ -699,15 +701,16 @@ def _contacts_to(
     actor: Any,
     deal: Deal,
 ) -> None:
-    movable = _BEFORE_OPPORTUNITY if stage == LifecycleStage.OPPORTUNITY else None
-    for contact in Contact.objects.filter(pk__in=list(contact_ids)).order_by("pk"):
-        if stage == LifecycleStage.OPPORTUNITY and contact.lifecycle_stage not in (movable or ()):
-            continue
-        if stage == LifecycleStage.CUSTOMER and contact.lifecycle_stage in _ALREADY_CUSTOMER:
-            continue
-        crm.set_lifecycle_stage(
-            contact, stage, cause=cause, actor=actor, at=when, note=f"deal {deal.pk}: {deal.name}"
-        )
+    movable = _BEFORE_OPPORTUNITY if stage == LifecycleStage.OPPORTUNITY else _BEFORE_CUSTOMER
+    crm.move_contacts(
+        stage,
+        contact_ids,
+        cause=cause,
+        at=when,
+        note=f"deal {deal.pk}: {deal.name}",
+        actor=actor,
+        only_from=movable,
+    )
 
 
 def update_deal(
@@ -812,6 +815,7 @@ def move_deal_stage(
             locked.lost_note = lost_note[:255] if stage.kind == StageKind.LOST else ""
         locked.updated_at = timezone.now()
         locked.save()
+        deal_stage_changed([locked.pk])
         if locked.status == DealStatus.WON:
             ids = list(locked.contacts.values_list("pk", flat=True))
             _contacts_to(ids, LifecycleStage.CUSTOMER, when, cause, actor, locked)

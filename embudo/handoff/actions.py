@@ -19,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
+from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
 from embudo.crm import actions as crm
@@ -402,36 +403,30 @@ def record_first_touch(touches: Mapping[int, dt.datetime]) -> int:
     return len(stopped)
 
 
-def activities_logged(activity_ids: list[int]) -> None:
-    """AFTER_ACTIVITY hook: a call, e-mail or meeting is the first touch."""
+def touched_by_activities(activity_ids: Iterable[int]) -> int:
+    """A call, e-mail or meeting logged is the first touch of its contact's open handoff."""
     from embudo.crm.models import Activity
 
     touches: dict[int, dt.datetime] = {}
     now = timezone.now()
     for contact_id, occurred_at in Activity.objects.filter(
-        pk__in=activity_ids, kind__in=TOUCH_KINDS
+        pk__in=list(activity_ids), kind__in=TOUCH_KINDS
     ).values_list("contact_id", "occurred_at"):
         when = min(occurred_at or now, now)
         touches[contact_id] = min(touches.get(contact_id, when), when)
-    record_first_touch(touches)
+    return record_first_touch(touches)
 
 
-def contacts_changed(contact_ids: list[int]) -> None:
-    """AFTER_CONTACT_CHANGE hook: a lead status of attempting (or later) is the first touch."""
+def touched_by_status(contact_ids: Iterable[int]) -> int:
+    """A lead status of attempting (or later) is the first touch of the open handoff."""
     now = timezone.now()
     touched = Contact.objects.filter(
-        pk__in=contact_ids,
+        pk__in=list(contact_ids),
         lead_status__in=TOUCHED_STATUSES,
         handoffs__open=True,
         handoffs__first_touch_at__isnull=True,
     ).values_list("pk", flat=True)
-    record_first_touch(dict.fromkeys(touched, now))
-
-
-def stage_changed(stage: str, contact_ids: list[int]) -> None:
-    """AFTER_STAGE_CHANGE hook: new MQLs go to sales at once."""
-    if stage == LifecycleStage.MQL:
-        hand_off(contact_ids)
+    return record_first_touch(dict.fromkeys(touched, now))
 
 
 def breach_due(handoff_ids: Sequence[int], clock: str, *, now: dt.datetime | None = None) -> int:
@@ -654,6 +649,7 @@ def record_feedback(
             actor=actor if getattr(actor, "is_authenticated", False) else None,
             created_at=now,
         )
+        pipeline.feedback_given([feedback.pk])
         crm.update_contact(contact, {"lead_status": status}, actor=actor)
         crm.set_lifecycle_stage(
             contact,

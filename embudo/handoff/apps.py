@@ -9,15 +9,10 @@ class HandoffConfig(AppConfig):
 
     def ready(self) -> None:
         from embudo.accounts.roles import ADMIN, MARKETING, SALES, SALES_MANAGER
-        from embudo.crm import actions as crm
-        from embudo.handoff import actions, reports
+        from embudo.handoff import reports
         from embudo.reports import register_report
         from embudo.web.navigation import register
 
         register("handoff:inbox", _("Leads"), order=25, roles={SALES, SALES_MANAGER, ADMIN})
         register("handoff:sla", _("SLA"), order=26, roles={ADMIN, MARKETING, SALES, SALES_MANAGER})
         register_report(reports.SLA)
-        if actions.stage_changed not in crm.AFTER_STAGE_CHANGE:
-            crm.AFTER_STAGE_CHANGE.append(actions.stage_changed)
-            crm.AFTER_CONTACT_CHANGE.append(actions.contacts_changed)
-            crm.AFTER_ACTIVITY.append(actions.activities_logged)

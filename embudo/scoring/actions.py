@@ -361,28 +361,16 @@ def rescore_contacts(contact_ids: Iterable[int], *, cause: str = "update") -> No
         rescore_contacts_task.enqueue(ids[start : start + BACKGROUND_CHUNK], cause)
 
 
-# -- hooks (registered in apps.py) --------------------------------------------------------------
+# -- reactions (run by embudo.pipeline) ---------------------------------------------------------
 
 
-def after_events(contact_ids: list[int]) -> None:
-    # Asked first: with no model enabled, a batch of events must cost no rescoring, and a big
-    # one no queued task that would find nothing to do.
-    if queries.any_model_enabled():
-        rescore_contacts(contact_ids, cause="event")
-
-
-def after_contact_change(contact_ids: list[int]) -> None:
-    rescore_contacts(contact_ids, cause="contact")
-
-
-def after_import(result: Any) -> None:
-    if not result.committed or not result.changed_ids:
-        return
-    if result.kind == "contacts":
-        rescore_contacts(result.changed_ids, cause="import")
-    elif result.kind == "companies":
-        ids = Contact.objects.filter(company_id__in=result.changed_ids).values_list("pk", flat=True)
-        rescore_contacts(list(ids), cause="import")
+def condition_fields() -> frozenset[str]:
+    """The fields of the condition language the enabled models' rules read (``event`` for
+    behaviour); none when no model is enabled, so a batch of events then costs no rescoring.
+    Asked after every committed change: the first question is the cheapest."""
+    if not queries.any_model_enabled():
+        return frozenset()
+    return frozenset().union(*(plan.reads for plan in engine.enabled_plans()))
 
 
 def before_merge(primary: Contact, duplicate: Contact) -> None:

@@ -35,8 +35,9 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from embudo import pipeline
 from embudo.crm import actions as crm
-from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition, TransitionCause
+from embudo.crm.models import Contact, LifecycleStage, TransitionCause
 from embudo.scoring.arithmetic import (
     Params,
     band_of,
@@ -122,6 +123,16 @@ class Plan:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return self.fit_rules + self.engagement_rules
+
+    @cached_property
+    def reads(self) -> frozenset[str]:
+        """The fields of the condition language its rules read (``event``: behaviour)."""
+        from embudo.segments.conditions import fields_read
+
+        names = set().union(*(fields_read(rule.condition) for rule in self.fit_rules))
+        if self.engagement_rules:
+            names.add("event")
+        return frozenset(names)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -629,6 +640,7 @@ def save(computed: Computed, *, cause: str, rebase: bool = False, promote: bool 
             now,
             cause,
         )
+    pipeline.scores_changed(ids[changed].tolist())
     promoted = _promote(plan, ids[crossing].tolist(), now) if promote else []
     return Outcome(contacts=len(ids), changed=int(changed.sum()), promoted=promoted)
 
@@ -839,41 +851,14 @@ def _promote(plan: Plan, contact_ids: list[int], now: dt.datetime) -> list[int]:
     """Move the contacts that just met the MQL rule, if still subscribers or leads, to ``mql``."""
     if not contact_ids:
         return []
-    note = f"scoring model {plan.key}"
-    promotable: list[tuple[int, str]] = []
-    for chunk in _chunks(contact_ids):
-        promotable += Contact.objects.filter(
-            pk__in=chunk, lifecycle_stage__in=PROMOTABLE
-        ).values_list("pk", "lifecycle_stage")
-    if len(promotable) == 1:
-        contact = Contact.objects.get(pk=promotable[0][0])
-        crm.set_lifecycle_stage(
-            contact, LifecycleStage.MQL, cause=TransitionCause.RULE, at=now, note=note
-        )
-        return [contact.pk]
-    moved = [pk for pk, _stage in promotable]
-    LifecycleTransition.objects.bulk_create(
-        (
-            LifecycleTransition(
-                contact_id=pk,
-                from_stage=stage,
-                to_stage=LifecycleStage.MQL,
-                changed_at=now,
-                cause=TransitionCause.RULE,
-                note=note,
-            )
-            for pk, stage in promotable
-        ),
-        batch_size=2_000,
+    return crm.move_contacts(
+        LifecycleStage.MQL,
+        contact_ids,
+        cause=TransitionCause.RULE,
+        at=now,
+        note=f"scoring model {plan.key}",
+        only_from=PROMOTABLE,
     )
-    for chunk in _chunks(moved):
-        Contact.objects.filter(pk__in=chunk).update(
-            lifecycle_stage=LifecycleStage.MQL,
-            lifecycle_stage_changed_at=now,
-            updated_at=timezone.now(),
-        )
-    crm.contacts_moved(LifecycleStage.MQL, moved)
-    return moved
 
 
 @contextmanager

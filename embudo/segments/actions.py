@@ -6,16 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from django.db import connection, transaction
-from django.db.models import DateTimeField, IntegerField, Q, Value
+from django.db.models import DateTimeField, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
 from embudo.segments import queries
-from embudo.segments.conditions import ConditionError, compile_condition, validate_condition
+from embudo.segments.conditions import (
+    ConditionError,
+    compile_condition,
+    fields_read,
+    validate_condition,
+)
 from embudo.segments.models import (
     Persona,
     PersonaAssignment,
@@ -160,6 +167,7 @@ def add_members(
         batch_size=1000,
     )
     if new:
+        pipeline.list_changed(segment.pk, joined=new)
         record_audit(
             "segment.add_members",
             "segment",
@@ -175,12 +183,16 @@ def remove_members(segment: Segment, contact_ids: Iterable[int], *, actor: Any =
     """Take contacts out of a static list; returns how many were in it."""
     _static(segment)
     wanted = sorted(set(contact_ids))
-    removed = 0
+    left: list[int] = []
     for start in range(0, len(wanted), ID_CHUNK):
-        removed += SegmentMember.objects.filter(
+        members = SegmentMember.objects.filter(
             segment=segment, contact_id__in=wanted[start : start + ID_CHUNK]
-        ).delete()[0]
+        )
+        left += members.values_list("contact_id", flat=True)
+        members.delete()
+    removed = len(left)
     if removed:
+        pipeline.list_changed(segment.pk, left=left)
         record_audit(
             "segment.remove_members",
             "segment",
@@ -266,20 +278,47 @@ def assign_personas(contact_ids: Iterable[int] | None = None) -> int:
     """Give every contact (or just ``contact_ids``) the first persona, by priority, whose
     conditions it matches, and none if none matches. Set-based: one delete, then one
     ``INSERT … SELECT`` per persona over the contacts still without one. Returns how many
-    contacts have a persona among those considered."""
+    contacts have a persona among those considered; the pipeline hears of those whose persona
+    changed."""
     personas = list(Persona.objects.order_by("priority", "id"))
     if contact_ids is None:
         with transaction.atomic():
+            before = _assignments(PersonaAssignment.objects.all())
             PersonaAssignment.objects.all().delete()
-            return sum(_assign(p, None) for p in personas)
+            total = sum(_assign(p, None) for p in personas)
+            pipeline.personas_changed(
+                _changed(before, _assignments(PersonaAssignment.objects.all()))
+            )
+        return total
     ids = sorted(set(contact_ids))
     total = 0
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]
         with transaction.atomic():
-            PersonaAssignment.objects.filter(contact_id__in=chunk).delete()
+            rows = PersonaAssignment.objects.filter(contact_id__in=chunk)
+            before = _assignments(rows)
+            rows.delete()
             total += sum(_assign(p, chunk) for p in personas)
+            pipeline.personas_changed(_changed(before, _assignments(rows)))
     return total
+
+
+def _assignments(rows: QuerySet[PersonaAssignment]) -> np.ndarray:
+    """The assignments as one sorted int64 key each: contact id and persona id together."""
+    keys = np.fromiter(
+        (
+            contact_id << 32 | persona_id
+            for contact_id, persona_id in rows.order_by().values_list("contact_id", "persona_id")
+        ),
+        dtype=np.int64,
+    )
+    keys.sort()
+    return keys
+
+
+def _changed(before: np.ndarray, after: np.ndarray) -> list[int]:
+    """The contacts whose persona differs between two sets of assignment keys."""
+    return np.unique(np.setxor1d(before, after, assume_unique=True) >> 32).tolist()
 
 
 def _assign(persona: Persona, scope: list[int] | None) -> int:
@@ -304,21 +343,15 @@ def _assign(persona: Persona, scope: list[int] | None) -> int:
         return max(cursor.rowcount, 0)
 
 
-# -- hooks --------------------------------------------------------------------------------------
+# -- reactions (run by embudo.pipeline) ---------------------------------------------------------
 
 
-def contacts_changed(contact_ids: list[int]) -> None:
-    """AFTER_CONTACT_CHANGE / AFTER_EVENTS hook: these contacts may now match another persona."""
-    if queries.has_personas():
-        assign_personas(contact_ids)
-
-
-def stage_changed(stage: str, contact_ids: list[int]) -> None:
-    contacts_changed(contact_ids)
-
-
-def import_finished(result: Any) -> None:
-    contacts_changed(sorted(getattr(result, "changed_ids", ()) or ()))
+def persona_fields() -> frozenset[str]:
+    """The fields of the condition language the personas read; none when there are none."""
+    if not queries.has_personas():
+        return frozenset()
+    stored = Persona.objects.values_list("conditions", flat=True)
+    return frozenset().union(*(fields_read(conditions) for conditions in stored))
 
 
 def before_merge(primary: Contact, duplicate: Contact) -> None:

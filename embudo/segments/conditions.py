@@ -35,6 +35,7 @@ __all__ = [
     "compile_condition",
     "compile_event_filter",
     "describe_condition",
+    "fields_read",
     "json_property_field",
     "register_field",
     "register_field_prefix",
@@ -557,6 +558,25 @@ def validate_condition(data: Any, *, allow: Callable[[str], bool] | None = None)
     used: set[str] = set()
     normalized = _validate(raw, "", 0, used, allow)
     return Condition(normalized, frozenset(used))
+
+
+def fields_read(data: Any) -> frozenset[str]:
+    """The names of the fields a stored (validated) condition reads, ``event`` for behaviour:
+    what a change must touch to change its answer. Reads no database."""
+    names: set[str] = set()
+    pending = [_load(data)]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if "event" in node:
+            names.add("event")
+        elif "field" in node:
+            names.add(str(node["field"]))
+        pending += node.get("all", []) + node.get("any", [])
+        if "not" in node:
+            pending.append(node["not"])
+    return frozenset(names)
 
 
 def _join(path: str, part: str) -> str:

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -25,13 +25,12 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     Contact,
-    LifecycleStage,
-    LifecycleTransition,
     ObjectType,
     PropertyDefinition,
     TransitionCause,
@@ -89,6 +88,9 @@ class IngestResult:
     # Ids (32 hex digits) of the events stored or already there, in the order given.
     event_ids: list[str] = field(default_factory=list)
     contact_ids: set[int] = field(default_factory=set)
+    # What the pipeline hears once the events are stored: the contacts of the new events, by
+    # type, and what storing them changed besides.
+    moments: pipeline.Moments = field(default_factory=pipeline.Moments)
 
     def reject(self, index: int, raw: Any, reason: str, field_name: str = "") -> None:
         self.rejected += 1
@@ -106,27 +108,6 @@ class IngestResult:
             "rejected": self.rejected,
             "errors": self.errors,
         }
-
-
-#: ``hook(contact_ids)``, run after commit: these contacts have new events (scoring rescores).
-AFTER_EVENTS: list[Callable[[list[int]], None]] = []
-
-
-def events_recorded(contact_ids: Iterable[int]) -> None:
-    """Tell the AFTER_EVENTS hooks, once the transaction commits."""
-    ids = sorted(set(contact_ids))
-    if ids:
-        for hook in AFTER_EVENTS:
-            transaction.on_commit(_calling(hook, ids), robust=True)
-
-
-def _calling(hook: Callable[[list[int]], None], ids: list[int]) -> Callable[[], None]:
-    # Not functools.partial: a robust on_commit logs a failing hook by its __qualname__.
-    def call() -> None:
-        hook(ids)
-
-    call.__qualname__ = getattr(hook, "__qualname__", repr(hook))
-    return call
 
 
 def record_events(
@@ -166,15 +147,21 @@ def record_events(
         work = _Pending(parsed, now, result, source, actor, first_touch)
         if grouped and not connection.in_atomic_block:
             key = (source, getattr(actor, "pk", actor), first_touch)
-            _GROUP.run(work, key, len(parsed))  # the group's leader calls events_recorded
+            _GROUP.run(work, key, len(parsed))  # the group's leader tells the pipeline
         else:
 
             def store() -> None:
-                with ingest_turn(len(parsed)), transaction.atomic():
+                # Gathered, so the reactions run after the write turn is handed on.
+                with (
+                    pipeline.gathered() as moments,
+                    ingest_turn(len(parsed)),
+                    transaction.atomic(),
+                ):
                     _store([work])
+                result.moments |= moments
 
             retrying_if_locked(store)
-            events_recorded(result.contact_ids)
+            pipeline.emit(result.moments)
     if result.errors:
         result.errors.sort(key=lambda error: error["index"])
     return result
@@ -202,6 +189,7 @@ class _Pending:
         result.accepted = result.duplicate = 0
         result.contact_ids = set()
         result.event_ids = []
+        result.moments = pipeline.Moments()
 
 
 def _write_group(tickets: list[Ticket[_Pending]], turn: Turn) -> None:
@@ -211,8 +199,10 @@ def _write_group(tickets: list[Ticket[_Pending]], turn: Turn) -> None:
     turn.events = sum(len(work.parsed) for work in works)
 
     def store(batch: list[_Pending]) -> None:
-        with transaction.atomic():
+        # Gathered: the pipeline runs once the turn is handed on (see _after_group).
+        with pipeline.gathered() as moments, transaction.atomic():
             _store(batch)
+        batch[0].result.moments |= moments
 
     try:
         retrying_if_locked(lambda: store(works))
@@ -227,9 +217,12 @@ def _write_group(tickets: list[Ticket[_Pending]], turn: Turn) -> None:
 
 
 def _after_group(tickets: list[Ticket[_Pending]]) -> None:
-    """The AFTER_EVENTS hooks, once for every contact the group's committed callers touched:
-    hooks that rescore or reassign work set-based, so one call serves the whole group."""
-    events_recorded(set().union(*(ticket.work.result.contact_ids for ticket in tickets)))
+    """Tell the pipeline once what the group's committed callers stored: its reactions work
+    set-based, so one run serves the whole group."""
+    moments = pipeline.Moments()
+    for ticket in tickets:
+        moments |= ticket.work.result.moments
+    pipeline.emit(moments)
 
 
 _GROUP: GroupCommit[_Pending] = GroupCommit(_write_group, limit=GROUP_LIMIT, after=_after_group)
@@ -307,8 +300,13 @@ def _store(batch: list[_Pending]) -> None:
             inserted.discard(event.id)
             owner.result.accepted += 1
             new.append((event, row[2]))
+            if row[2]:
+                owner.result.moments.events.setdefault(event.type, set()).add(row[2])
         else:
             owner.result.duplicate += 1
+    if head.source == EventSource.IMPORT:
+        for work in batch:
+            work.result.moments.imported |= work.result.moments.event_contacts
 
     touched = _record_touchpoints(dialect, new)
     if head.first_touch:
@@ -430,14 +428,13 @@ def _create_contact(email: str, traits: Mapping[str, str], actor: Any, cause: st
 def _create_contacts_in_bulk(
     emails: set[str], traits: Mapping[str, Mapping[str, str]], cause: str, failures: dict[str, str]
 ) -> dict[str, int]:
-    """Contacts for many first-seen emails at once (an import's history), each with its first
-    lifecycle transition, in two multi-row INSERTs and one audit entry.
+    """Contacts for many first-seen emails at once (an import's history), through the CRM's
+    bulk action.
 
     The CRM's per-contact action costs a handful of queries per contact; a year of history can
     name tens of thousands. Emails that fail validation are left in ``failures``; a clash with a
     contact created meanwhile leaves the email to the per-contact path, which finds it.
     """
-    now = timezone.now()
     valid: list[str] = []
     for email in sorted(emails):
         try:
@@ -447,40 +444,9 @@ def _create_contacts_in_bulk(
             continue
         valid.append(email)
     try:
-        with transaction.atomic():
-            created = Contact.objects.bulk_create(
-                [
-                    Contact(
-                        email=email,
-                        **{k: v[:128] for k, v in (traits.get(email) or {}).items()},
-                        lifecycle_stage=LifecycleStage.SUBSCRIBER,
-                        lifecycle_stage_changed_at=now,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    for email in valid
-                ],
-                batch_size=500,
-            )
-            LifecycleTransition.objects.bulk_create(
-                [
-                    LifecycleTransition(
-                        contact_id=contact.pk,
-                        from_stage="",
-                        to_stage=LifecycleStage.SUBSCRIBER,
-                        changed_at=now,
-                        cause=cause,
-                    )
-                    for contact in created
-                ],
-                batch_size=500,
-            )
-            record_audit(
-                "contact.create_many",
-                "contact",
-                "",
-                changes={"count": len(created), "from": "events"},
-            )
+        created = crm.create_contacts(
+            [{"email": email, **(traits.get(email) or {})} for email in valid], cause=cause
+        )
     except IntegrityError:
         return {}
     return {contact.email: contact.pk for contact in created if contact.email}
@@ -600,13 +566,11 @@ def set_first_touch(contact_ids: set[int] | list[int]) -> None:
     """Give contacts that have no original source yet the one of their earliest touchpoint.
 
     Set once: a contact whose original source is known (from an import, a form, an earlier
-    touch) keeps it. Set-based on the CRM's three first-touch columns — one read of the
-    candidates' touchpoints and one batched UPDATE — because crm.actions has no bulk path for
-    them and the per-contact action would add a query and an audit row per event.
+    touch) keeps it. Set-based: one read of the candidates' touchpoints, one batched UPDATE by
+    the CRM's action.
     """
     if not contact_ids:
         return
-    dialect = Dialect.current()
     blank_filter = {"original_source": "", "original_medium": "", "original_campaign": ""}
     ids = sorted(contact_ids)
     firsts: dict[int, tuple[str, str, str]] = {}
@@ -625,17 +589,8 @@ def set_first_touch(contact_ids: set[int] | list[int]) -> None:
         )
         for contact_id, source, medium, campaign in rows.iterator(chunk_size=5000):
             if contact_id not in firsts:
-                firsts[contact_id] = (source[:128], medium[:128], (campaign or "")[:255])
-    if not firsts:
-        return
-    table = dialect.quote(Contact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET original_source = %s, original_medium = %s, "
-            "original_campaign = %s WHERE id = %s AND original_source = '' "
-            "AND original_medium = '' AND original_campaign = ''",
-            [(*first, contact_id) for contact_id, first in firsts.items()],
-        )
+                firsts[contact_id] = (source, medium, campaign or "")
+    crm.fill_original_source(firsts)
 
 
 # -- forms --------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def run_events_import(
     result.created = accepted
     result.unchanged = duplicate
     result.counts = {"events_accepted": accepted, "events_duplicate": duplicate}
-    # For the after-import hooks (rescoring engagement): the contacts whose events changed.
+    # The contacts whose events changed (the pipeline heard of them from record_events).
     result.changed_ids = sorted(contacts)
 
 

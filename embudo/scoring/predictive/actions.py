@@ -67,6 +67,32 @@ def active_model() -> PredictiveModel | None:
     return PredictiveModel.objects.defer("estimator").filter(is_active=True).first()
 
 
+# What the model reads, as fields of the condition language: a change to any of them changes
+# a contact's prediction (see features.py).
+FEATURE_FIELDS = frozenset(
+    {
+        "event",
+        *features.CONTACT_CATEGORIES,
+        "company.",
+        "property.",
+    }
+)
+
+
+def predict_later(contact_ids: Iterable[int]) -> None:
+    """Rescore these contacts with the active model in the background."""
+    ids = sorted(set(contact_ids))
+    if ids:
+        from embudo.scoring.predictive.tasks import rescore_contacts
+
+        rescore_contacts.enqueue(ids)
+
+
+def before_merge(primary: Any, duplicate: Any) -> None:
+    """One prediction per contact: the duplicate's goes (the merged contact is rescored)."""
+    Prediction.objects.filter(contact=duplicate).delete()
+
+
 def has_active_model() -> bool:
     """Whether a model is active, read fresh (asked after every batch of events)."""
     return crm_queries.any_row(PredictiveModel, is_active=True)
