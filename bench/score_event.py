@@ -3,16 +3,16 @@
 What "one event" covers: one call of the capture action
 (:func:`embudo.tracking.actions.record_events`, as the events API and the snippet make it) with one
 ``page_view`` of /pricing for a known contact. It validates the event, stores it (with its
-touchpoint) and commits; then the after-commit hooks run in the same call: scoring's rescores the
-contact under every enabled model (fit rules, engagement rules over its events, the stored score,
-a history row when it changed, the MQL rule) and commits that; then the segments' (personas) and
-the predictive app's hooks. The call returns once all of that is done.
+touchpoint) and commits; then the reaction pipeline (embudo/pipeline.py) runs in the same call:
+the rescore reaction recomputes the contact under every enabled model (fit rules, engagement
+rules over its events, the stored score, a history row when it changed, the MQL rule) and
+commits that; then personas, predictions and, for a new MQL, the handoff (owner, SLA clocks).
+The call returns once all of that is done.
 
-- "score stored": from the start of scoring's hook to the commit of the contact's new score;
-- "scoring update": scoring's whole hook, which also runs what that commit sets off: when the
-  contact just met the MQL rule, the lifecycle change's hooks (the handoff assigns an owner and
-  starts the SLA, and the contact is rescored once more as changed);
-- "whole call": the capture call from start to end, every hook included.
+- "score stored": from the start of the rescore reaction to the commit of the new score;
+- "scoring update": the whole rescore reaction (a new MQL's handoff is a reaction of its own,
+  timed apart);
+- "whole call": the capture call from start to end, every reaction included.
 
 On the shared big data set (bench/bigdata.py; 1,000,000 contacts, 10,000,000 events by default),
 with the 20-rule model of bench/rescore.py (MQL rule on), everyone scored once first (as after
@@ -41,7 +41,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +139,9 @@ def main() -> None:
     from django.utils import timezone
     from rescore import EXTRA_RULES
 
+    from embudo import pipeline
     from embudo.crm.models import Contact
-    from embudo.scoring import actions, engine
+    from embudo.scoring import engine
     from embudo.scoring.demo import create_default_model
     from embudo.scoring.models import ScoreRule, ScoringModel
     from embudo.tracking import actions as tracking
@@ -211,27 +212,26 @@ def main() -> None:
     commit_timed(connection)
     sample: Sample | None = None
 
-    def timing(hook: Callable[[list[int]], None], name: str) -> Callable[[list[int]], None]:
-        def timed(contact_ids: list[int]) -> None:
+    def timing(reaction: pipeline.Reaction) -> pipeline.Reaction:
+        scoring = reaction.name == "rescore"
+
+        def timed(moments: pipeline.Moments) -> None:
             started, cpu = time.perf_counter(), time.process_time()
-            if hook is actions.after_events:
+            if scoring:
                 phases.take()
                 phases.rows, phases.stored_at = 0, None
-            hook(contact_ids)
+            reaction.react(moments)
             seconds = time.perf_counter() - started
             assert sample is not None
-            sample.hooks[name] = seconds
-            if hook is actions.after_events:
+            sample.hooks[reaction.name] = sample.hooks.get(reaction.name, 0.0) + seconds
+            if scoring and not sample.hook:
                 sample.hook, sample.hook_cpu = seconds, time.process_time() - cpu
                 sample.phases, sample.events = phases.take(), phases.rows
                 sample.stored = (phases.stored_at or started + seconds) - started
 
-        return timed
+        return pipeline.Reaction(reaction.name, timed)
 
-    tracking.AFTER_EVENTS[:] = [
-        timing(hook, hook.__module__.removeprefix("embudo.").removesuffix(".actions"))
-        for hook in tracking.AFTER_EVENTS
-    ]
+    pipeline.REACTIONS = tuple(timing(reaction) for reaction in pipeline.REACTIONS)
     top = Contact.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     rng = random.Random(7)
     ids = list(
@@ -285,7 +285,7 @@ def main() -> None:
                 time.process_time() - cpu,
             )
             assert result.accepted == 1, result.errors
-            assert sample.hook, "the scoring hook did not run"
+            assert sample.hook, "the rescore reaction did not run"
             done.append(sample)
         return done
 
@@ -309,8 +309,8 @@ def main() -> None:
             f"  whole call:      {percentiles([s.whole for s in done])}; CPU "
             f"{sum(s.whole_cpu for s in done) / len(done) * 1000:.2f} ms a call"
         )
-        for name in done[0].hooks:
-            print(f"    hook {name:<10} {percentiles([s.hooks.get(name, 0.0) for s in done])}")
+        for name in dict.fromkeys(n for s in done for n in s.hooks):
+            print(f"    {name:<14} {percentiles([s.hooks.get(name, 0.0) for s in done])}")
         rows = sorted(s.events for s in done)
         print(
             f"  events read per update: median {rows[len(rows) // 2]}, "
@@ -320,7 +320,7 @@ def main() -> None:
         if promoted:
             print(
                 f"  {len(promoted)} of the events made the contact an MQL (the MQL rule, then "
-                f"the handoff's hooks): scoring update {percentiles([s.hook for s in promoted])}"
+                f"the handoff reaction): scoring update {percentiles([s.hook for s in promoted])}"
             )
         slowest = sorted(done, key=lambda s: s.hook)[-max(1, len(done) // 100) :]
         names = sorted({n for s in slowest for n in s.phases})

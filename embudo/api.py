@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -132,6 +133,21 @@ def allow(request: HttpRequest, scope: str, perm: str) -> Principal:
     return who
 
 
+class OfflineSwagger(Swagger):
+    """Swagger UI rendered from django-ninja's templates and static files, which the settings
+    list by folder (ninja is not an installed app, so ninja itself would fall back to a CDN)."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        context = {
+            "swagger_settings": json.dumps(self.settings, indent=1),
+            "api": api,
+            # The session auth checks CSRF, so "Try it out" from the page sends the token.
+            "add_csrf": True,
+        }
+        return render(request, self.template, context)
+
+
 api = NinjaAPI(
     title="Embudo API",
     version="1",
@@ -140,9 +156,9 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
     docs_url="/docs",
-    # Swagger UI's files come from ninja's static files ("ninja" is an installed app), and its
-    # online spec validator is off: Embudo must work with no internet access.
-    docs=Swagger(settings={"validatorUrl": None}),
+    # Swagger UI's files come from ninja's own static files, and its online spec validator is
+    # off: Embudo must work with no internet access.
+    docs=OfflineSwagger(settings={"validatorUrl": None}),
     auth=[BearerKey(), Session(csrf=True)],
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from embudo import config
 CONFIG = config.load()
 
 BASE_DIR = Path(__file__).resolve().parent
+# django-ninja's own folder, found without importing it: /api/v1/docs serves Swagger UI from its
+# templates and static files (never a CDN), and ninja is not an installed app because importing
+# it costs every `embudo` command half a second (see embudo.api.OfflineSwagger).
+NINJA_DIR = Path(importlib.util.find_spec("ninja").origin or "").parent  # type: ignore[union-attr]
 DATA_DIR = CONFIG.data_dir
 
 SECRET_KEY = CONFIG.secret_key
@@ -27,8 +32,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
-    # Installed so /api/v1/docs loads Swagger UI from ninja's own static files, not a CDN.
-    "ninja",
     "django_tasks",
     "django_tasks_db",
     "embudo.accounts",
@@ -63,7 +66,7 @@ WSGI_APPLICATION = "embudo.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -139,6 +142,7 @@ STATIC_URL = "static/"
 # Static files are served by the app itself straight from the installed packages (Plotly's JS
 # comes from its wheel), so nothing has to be collected or fetched before `embudo serve`;
 # hence no STATIC_ROOT.
+STATICFILES_DIRS = [NINJA_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

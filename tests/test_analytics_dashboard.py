@@ -257,9 +257,9 @@ class _AttributionResult:
 
 @pytest.fixture
 def plugged_reports() -> Iterator[None]:
-    saved = dict(reports._REPORTS)
+    saved = dict(reports._registry())
     for name, result in (("sla", _SlaResult()), ("attribution", _AttributionResult())):
-        reports.register_report(ReportSpec(name, name, run=lambda _p, r=result: r))  # type: ignore[misc]
+        reports._REPORTS[name] = ReportSpec(name, name, run=lambda _p, r=result: r)  # type: ignore[misc]
     yield
     reports._REPORTS.clear()
     reports._REPORTS.update(saved)

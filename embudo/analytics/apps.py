@@ -11,11 +11,9 @@ class AnalyticsConfig(AppConfig):
     verbose_name = _("Analytics")
 
     def ready(self) -> None:
-        from embudo.analytics import dashboard
         from embudo.web.navigation import register
 
         register("analytics:dashboard", _("Dashboard"), order=5)
-        dashboard.register_all()
         post_migrate.connect(_install_stamps, dispatch_uid="analytics_install_stamps")
 
 

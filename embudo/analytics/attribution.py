@@ -1026,9 +1026,3 @@ ATTRIBUTION = ReportSpec(
     permission="tracking.view_touchpoint",
     options=(*ATTRIBUTION_OPTIONS, *FILTER_OPTIONS),
 )
-
-
-def register() -> None:
-    from embudo.reports import register_report
-
-    register_report(ATTRIBUTION)

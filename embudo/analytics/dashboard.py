@@ -10,7 +10,6 @@ CLI's, the API's and the CSV's.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,29 +28,9 @@ from embudo.reports import (
     Table,
     get_report,
     parse_date,
-    register_report,
     report_names,
     run_report,
 )
-
-
-def register_all() -> None:
-    from embudo.analytics import funnel, kpis, velocity
-
-    register_report(funnel.SPEC)
-    register_report(velocity.SPEC)
-    register_report(kpis.SPEC)
-    for module in ("attribution", "roi"):
-        try:
-            found = importlib.import_module(f"embudo.analytics.{module}")
-        except ModuleNotFoundError as missing:
-            if missing.name != f"embudo.analytics.{module}":
-                raise
-            continue
-        register = getattr(found, "register", None)
-        if callable(register):
-            register()
-
 
 # -- filters ------------------------------------------------------------------------------------
 

@@ -315,9 +315,3 @@ ROI = ReportSpec(
     permission="analytics.view_cost",
     options=ATTRIBUTION_OPTIONS,
 )
-
-
-def register() -> None:
-    from embudo.reports import register_report
-
-    register_report(ROI)

@@ -9,8 +9,6 @@ class DealsConfig(AppConfig):
 
     def ready(self) -> None:
         from embudo.accounts.roles import ADMIN, MARKETING, SALES, SALES_MANAGER
-        from embudo.deals import reports
-        from embudo.reports import register_report
         from embudo.web.navigation import register
 
         sellers = {ADMIN, SALES, SALES_MANAGER}
@@ -18,5 +16,3 @@ class DealsConfig(AppConfig):
         register("deals:list", _("Deals"), order=41, roles=sellers)
         register("deals:forecast", _("Forecast"), order=42, roles=sellers)
         register("deals:plan", _("Plan"), order=43, roles=sellers | {MARKETING})
-        register_report(reports.FORECAST)
-        register_report(reports.SALES)

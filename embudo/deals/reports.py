@@ -694,6 +694,12 @@ SALES = ReportSpec(
     ),
 )
 
+# For the report registry (see embudo.reports).
+REPORTS = (
+    FORECAST,
+    SALES,
+)
+
 
 def month_range(months_back: int = 11) -> tuple[dt.date, dt.date]:
     """From the first day of the month ``months_back`` ago to the end of this month."""

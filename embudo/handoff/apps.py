@@ -9,10 +9,7 @@ class HandoffConfig(AppConfig):
 
     def ready(self) -> None:
         from embudo.accounts.roles import ADMIN, MARKETING, SALES, SALES_MANAGER
-        from embudo.handoff import reports
-        from embudo.reports import register_report
         from embudo.web.navigation import register
 
         register("handoff:inbox", _("Leads"), order=25, roles={SALES, SALES_MANAGER, ADMIN})
         register("handoff:sla", _("SLA"), order=26, roles={ADMIN, MARKETING, SALES, SALES_MANAGER})
-        register_report(reports.SLA)

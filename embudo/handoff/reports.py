@@ -440,6 +440,9 @@ SLA = ReportSpec(
     ),
 )
 
+# For the report registry (see embudo.reports).
+REPORTS = (SLA,)
+
 
 # -- marketing commitments, live -----------------------------------------------------------------
 

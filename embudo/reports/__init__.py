@@ -1,6 +1,7 @@
-"""The registry of reports: one typed query object per report, shared by every outlet.
+r"""The registry of reports: one typed query object per report, shared by every outlet.
 
-An app registers a :class:`ReportSpec` from its ``AppConfig.ready()``; ``embudo report NAME``,
+An app lists its :class:`ReportSpec`\ s as ``REPORTS`` in its ``reports`` module, found on first
+use (so a command that runs no report never imports one); ``embudo report NAME``,
 ``GET /api/v1/reports/{name}`` and the pages all run it the same way, so a number is the same
 wherever it is read.
 """
@@ -10,7 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, Protocol
+
+from django.apps import apps
+from django.utils.module_loading import module_has_submodule
 
 
 class ReportError(ValueError):
@@ -64,17 +69,24 @@ class ReportSpec:
 _REPORTS: dict[str, ReportSpec] = {}
 
 
-def register_report(spec: ReportSpec) -> None:
-    _REPORTS[spec.name] = spec
+def _registry() -> dict[str, ReportSpec]:
+    """Every installed app's ``reports.REPORTS``, gathered the first time one is asked for."""
+    if not _REPORTS:
+        for app in apps.get_app_configs():
+            if module_has_submodule(app.module, "reports"):
+                module = import_module(f"{app.name}.reports")
+                for spec in getattr(module, "REPORTS", ()):
+                    _REPORTS[spec.name] = spec
+    return _REPORTS
 
 
 def report_names() -> list[str]:
-    return sorted(_REPORTS)
+    return sorted(_registry())
 
 
 def get_report(name: str) -> ReportSpec:
     try:
-        return _REPORTS[name]
+        return _registry()[name]
     except KeyError:
         known = ", ".join(report_names()) or "none registered"
         raise ReportError(f"no report named {name!r}; the reports are: {known}") from None
@@ -83,7 +95,7 @@ def get_report(name: str) -> ReportSpec:
 def all_options() -> list[ReportOption]:
     """Every option any report declares, once per name (the CLI offers them all as flags)."""
     seen: dict[str, ReportOption] = {}
-    for spec in _REPORTS.values():
+    for spec in _registry().values():
         for option in spec.options:
             seen.setdefault(option.name, option)
     return list(seen.values())

@@ -9,12 +9,11 @@ Each field is right for the moment the condition is compiled: engagement decays,
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, CharField, Expression, F, FloatField, Q, Value, When
 from django.db.models.functions import Least
 
-from embudo.scoring.arithmetic import Params, band_of
 from embudo.scoring.models import ContactScore, ScoringModel
 from embudo.segments.conditions import (
     CHOICE,
@@ -23,6 +22,9 @@ from embudo.segments.conditions import (
     FieldSpec,
     register_field_prefix,
 )
+
+if TYPE_CHECKING:
+    from embudo.scoring.arithmetic import Params
 
 MEASURES = ("fit", "engagement", "total", "band")
 NUMBER_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "between")
@@ -47,6 +49,9 @@ def _resolve(rest: str) -> FieldSpec | None:
 
 def _builder(key: str, measure: str) -> Any:
     def build(op: str, value: Any, now: dt.datetime) -> Q:
+        # Imported here: the arithmetic needs numpy, which starting `embudo` must not pay for.
+        from embudo.scoring.arithmetic import Params
+
         model = ScoringModel.objects.filter(key=key).first()
         if model is None:
             raise ConditionError("field", f"no scoring model with the key {key!r}")
@@ -112,6 +117,8 @@ def _test(op: str, value: Any) -> Q:
 
 def _zero_matches(measure: str, op: str, value: Any, params: Params) -> bool:
     """Whether a contact with no score row (everything 0, band of 0) meets the test."""
+    from embudo.scoring.arithmetic import band_of
+
     zero: Any = str(band_of(0.0, params)) if measure == "band" else 0.0
     if op == "eq":
         return bool(zero == value)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from embudo.accounts.actions import KEY_PREFIX, AccountError, create_api_key, revoke_api_key
 from embudo.accounts.models import ApiKey, Scope
+from embudo.commands import DataCommand
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = (
         "Manage API keys: `create --name NAME --scope SCOPE [--scope …]` prints the key once "
         "(only its hash is kept), `list` shows every key, `revoke PREFIX` disables one."

@@ -9,14 +9,15 @@ from typing import Any
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.core.validators import validate_email
 
 from embudo.accounts.actions import AccountError, create_user
 from embudo.accounts.roles import ROLES
+from embudo.commands import DataCommand
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = (
         "Create a user with a role (admin, marketing, sales, sales_manager). The password comes "
         "from --password, --password-stdin or a prompt; with none of them and no terminal, one "

@@ -6,13 +6,14 @@ import os
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
+from embudo.commands import DataCommand
 from embudo.crm.exporting import ExportError, discover_exporters, export_csv
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = (
         "Export records as CSV, to standard output or --output FILE. The columns are the ones "
         "`embudo import` reads, so an export can be imported back."

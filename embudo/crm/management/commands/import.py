@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
+from embudo.commands import DataCommand
 from embudo.crm.importing import (
     ImportFileError,
     ImportOptions,
@@ -21,7 +22,7 @@ from embudo.crm.importing import (
 SHOWN_ERRORS = 50
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = (
         "Import records from a CSV file. Columns are matched to fields by their header; other "
         "columns become typed custom properties. The whole file is imported in one transaction: "

@@ -7,8 +7,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from embudo.commands import DataCommand
 from embudo.deals.models import SalesTeam
 from embudo.deals.periods import PeriodError, current, parse_period
 from embudo.deals.planner import (
@@ -25,7 +26,7 @@ from embudo.reports import Table
 from embudo.reports.render import as_text
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = (
         "Work back from a revenue target to the deals, opportunities, SQLs, MQLs, leads (and "
         "visitors) a period needs, with measured or given conversion rates, and the pace so far."

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
+from django.core.management.base import CommandParser, OutputWrapper
 
+from embudo.commands import DataCommand
 from embudo.scoring import cli as rules_cli
 from embudo.scoring.predictive import cli as predictive_cli
 
@@ -17,7 +18,7 @@ Subcommand = tuple[Callable[[Any], None], Callable[[dict[str, Any], OutputWrappe
 SUBCOMMANDS: dict[str, Subcommand] = {**rules_cli.SUBCOMMANDS, **predictive_cli.SUBCOMMANDS}
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = "Scoring: " + ", ".join(sorted(SUBCOMMANDS)) + "."
 
     def add_arguments(self, parser: CommandParser) -> None:

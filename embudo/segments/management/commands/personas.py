@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from embudo.commands import DataCommand
 from embudo.crm.models import Contact
 from embudo.segments import actions, queries
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = "Personas: `assign` reassigns every contact's persona (set-based)."
 
     def add_arguments(self, parser: CommandParser) -> None:

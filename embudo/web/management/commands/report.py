@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from embudo.commands import DataCommand
 from embudo.reports import ReportError, all_options, get_report, report_names, run_report
 from embudo.reports.render import FORMATS, render
 
 
-class Command(BaseCommand):
+class Command(DataCommand):
     help = "Run a report: " + ", ".join(report_names()) if report_names() else "Run a report"
 
     def add_arguments(self, parser: CommandParser) -> None:
