@@ -98,22 +98,3 @@ def coerce(raw: Any, type_: str, choices: Iterable[str] = ()) -> Any:
             raise PropertyValueError(f"{value!r} is not one of {', '.join(allowed)}")
         return value
     raise PropertyValueError(f"unknown property type {type_!r}")
-
-
-def infer_type(values: Iterable[str]) -> str:
-    """The narrowest type every non-empty sample fits: boolean, number, date, else text."""
-    samples = [v for v in values if v is not None and v.strip() != ""]
-    if not samples:
-        return PropertyType.TEXT
-    for type_, parser in (
-        (PropertyType.BOOLEAN, parse_boolean),
-        (PropertyType.NUMBER, parse_number),
-        (PropertyType.DATE, parse_date),
-    ):
-        try:
-            for sample in samples:
-                parser(sample)
-        except PropertyValueError:
-            continue
-        return type_
-    return PropertyType.TEXT

@@ -16,8 +16,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Lower, Round
+from django.db.models import F
+from django.db.models.functions import Round
 from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
@@ -958,11 +958,3 @@ def _jsonable(changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def stage_by_name(pipeline: Pipeline, name: str) -> Stage | None:
-    return (
-        Stage.objects.annotate(lower=Lower("name"))
-        .filter(Q(pipeline=pipeline), lower=name.strip().lower())
-        .first()
-    )

@@ -13,7 +13,6 @@ from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
 from embudo.deals.models import (
     Deal,
     DealStageChange,
-    DealStatus,
     ExchangeRate,
     Goal,
     LostReason,
@@ -184,7 +183,3 @@ def deal_owners() -> QuerySet[Any]:
 
 def goals() -> QuerySet[Goal]:
     return Goal.objects.select_related("team", "owner")
-
-
-def open_statuses() -> tuple[str, ...]:
-    return (DealStatus.OPEN,)

@@ -190,13 +190,9 @@ def tier_facts(contact_ids: Sequence[int]) -> dict[int, tuple[str, str, float | 
     """Each contact's persona, score band and score (the first enabled scoring model's) at
     handoff, kept on the handoff for the inbox's order and the reports' breakdowns."""
     from embudo.scoring import queries as scoring_queries
+    from embudo.segments.queries import persona_names
 
-    try:
-        from embudo.segments.queries import persona_names
-    except ImportError:  # personas arrive with the segments app's queries
-        personas: Mapping[int, str] = {}
-    else:
-        personas = persona_names(contact_ids)
+    personas = persona_names(contact_ids)
     facts: dict[int, tuple[str, str, float | None]] = {}
     models_ = list(scoring_queries.scoring_models().filter(enabled=True)[:1])
     scores = scoring_queries.scores_for(contact_ids, models=models_) if models_ else {}

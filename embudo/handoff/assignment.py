@@ -17,31 +17,18 @@ from embudo.crm.models import Contact
 from embudo.deals import queries as deals_queries
 from embudo.handoff.business_time import BusinessTimeError, zone
 from embudo.handoff.models import AssignmentRule, Handoff, RepAvailability, TeamRouting
+from embudo.segments import conditions
 
 # -- conditions (the segments app's language) ----------------------------------------------------
-
-
-def _conditions() -> Any | None:
-    """The segments app's condition language, once it is installed (None before)."""
-    try:
-        from embudo.segments import conditions
-    except ImportError:
-        return None
-    return conditions
 
 
 def validate_condition(condition: Any, field: str = "condition") -> Any:
     """``condition`` checked against the segments language; empty means "every contact"."""
     if condition in (None, {}, []):
         return None
-    language = _conditions()
-    if language is None:
-        raise ValidationFailed.one(
-            field, "conditions need the segments app's condition language, not installed yet"
-        )
     try:
-        return language.validate_condition(condition).data
-    except language.ConditionError as error:
+        return conditions.validate_condition(condition).data
+    except conditions.ConditionError as error:
         raise ValidationFailed.one(field, str(error)) from None
 
 
@@ -49,11 +36,7 @@ def condition_q(condition: Any, now: dt.datetime) -> Q:
     """The condition as a filter over contacts (empty: every contact)."""
     if condition in (None, {}, []):
         return Q()
-    language = _conditions()
-    if language is None:
-        return Q(pk__in=[])
-    result: Q = language.compile_condition(condition, now)
-    return result
+    return conditions.compile_condition(condition, now)
 
 
 def matching(

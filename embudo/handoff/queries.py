@@ -72,10 +72,6 @@ def handoff_detail(user: Any | None, handoff_id: int) -> Handoff | None:
     )
 
 
-def open_handoff(contact_id: int) -> Handoff | None:
-    return Handoff.objects.filter(contact_id=contact_id, open=True).first()
-
-
 def handoffs_of(contact_id: int) -> QuerySet[Handoff]:
     return Handoff.objects.filter(contact_id=contact_id).select_related("owner", "reason")
 

@@ -3,7 +3,6 @@ scoring app's `embudo score` command."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
@@ -166,8 +165,3 @@ def report_text(result: queries.ModelReport) -> str:
 
 
 SUBCOMMANDS = {"train": (add_train, run_train), "report": (add_report, run_report)}
-
-
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for add, _run in SUBCOMMANDS.values():
-        add(subparsers)

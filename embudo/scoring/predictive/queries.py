@@ -112,10 +112,8 @@ def report() -> ModelReport:
 def rule_validation() -> tuple[list[RuleValidation], str]:
     """Validate each enabled rule-based scoring model against the known outcomes; when there is
     none, say why the section is empty."""
-    try:
-        from embudo.scoring import queries as scoring_queries
-    except ImportError:
-        return [], _("Rule-based scoring is not available in this installation.")
+    from embudo.scoring import queries as scoring_queries
+
     models = list(scoring_queries.scoring_models().filter(enabled=True))
     if not models:
         return [], _("No rule-based scoring model exists yet.")
