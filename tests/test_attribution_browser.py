@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from embudo.analytics.costs import CostKey, set_cost
-from tests.factories import PASSWORD, make_user
-from tests.factories_attribution import campaign, lead, touch, win
+from tests.factories import PASSWORD, make_campaign, make_user
+from tests.journeys import Deal, Touch, journey, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,11 +21,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_dashboard_compares_the_models_and_shows_the_roi(live_server: Any, page: Any) -> None:
     now = timezone.now().replace(microsecond=0)
     hour = dt.timedelta(hours=1)
-    spring = campaign("spring-sale")
-    buyer = lead(now - 30 * hour)
-    touch(buyer, "paid_search", now - 40 * hour, spring)
-    touch(buyer, "email", now - 20 * hour)
-    win(buyer, "2000", opened=now - 10 * hour, won=now - 2 * hour)
+    spring = make_campaign("spring-sale")
+    journey(
+        person(
+            at=now - 30 * hour,
+            stage="lead",
+            touches=[
+                Touch("paid_search", now - 40 * hour, spring),
+                Touch("email", now - 20 * hour),
+            ],
+            deals=[Deal("2000", opened=now - 10 * hour, won=now - 2 * hour)],
+        )
+    )
     today = timezone.localdate()
     set_cost(CostKey(spring.pk, "", today, today), Decimal("500"), "EUR")
     user = make_user("marketing")

@@ -14,8 +14,16 @@ from embudo.crm import actions as crm
 from embudo.crm.models import Contact
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, MarketingCommitment
-from tests.factories import PASSWORD, make_company, make_contact, make_user
-from tests.factories_handoff import make_policy, make_reason, make_rule, make_team
+from tests.factories import (
+    PASSWORD,
+    make_assignment_rule,
+    make_company,
+    make_contact,
+    make_policy,
+    make_reason,
+    make_team,
+    make_user,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +40,7 @@ def test_a_rep_works_the_inbox_in_due_order_with_one_click_verdicts(
     live_server: Any, page: Any
 ) -> None:
     team, (rep,) = make_team(reps=1, first_name="Rita")
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy(first_touch_minutes=24 * 60 * 5)
     make_reason("Bad fit", bad_fit=True)
     acme = make_company(name="Acme Robotics")
@@ -74,7 +82,7 @@ def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
 ) -> None:
     manager = make_user("sales_manager", first_name="Sofía")
     team, (ana, _ben) = make_team(reps=2)
-    make_rule(team, countries=["Spain"])
+    make_assignment_rule(team, countries=["Spain"])
     make_policy()
     spanish = make_company(country="Spain")
     for _ in range(2):
