@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
 from tests.journeys import journeys, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_dashboard_charts_draw_and_the_source_filter_changes_the_numbers(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, browser_login: Any
 ) -> None:
     # Three leads this month, two of them from google; one of those went on to MQL.
     now = timezone.now()
@@ -39,14 +39,8 @@ def test_dashboard_charts_draw_and_the_source_filter_changes_the_numbers(
             ),
         }
     )
-    user = make_user("marketing")
-
+    browser_login(make_user("marketing"))
     page.goto(f"{live_server.url}/analytics/")
-    assert "/login/" in page.url
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/analytics/"))
 
     for slug in ("funnel", "conversion-trend", "velocity", "sources"):
         page.wait_for_selector(f"#chart-{slug}[data-rendered='1'] .main-svg")

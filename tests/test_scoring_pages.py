@@ -13,7 +13,7 @@ from freezegun import freeze_time
 
 from embudo.scoring import actions
 from embudo.scoring.models import ScoreRule, ScoringModel
-from tests.factories import PASSWORD, event_rule, fit_rule, make_scoring_model, make_user
+from tests.factories import event_rule, fit_rule, make_scoring_model, make_user
 from tests.journeys import Event, journey, person
 
 T0 = dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC)
@@ -91,13 +91,11 @@ def test_a_bad_condition_on_the_page_is_shown_and_nothing_is_saved(
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_marketing_sets_up_a_model_and_a_rule_in_the_browser(live_server: Any, page: Any) -> None:
-    user = make_user("marketing", first_name="Marta", last_name="Ruiz")
+def test_marketing_sets_up_a_model_and_a_rule_in_the_browser(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
+    browser_login(make_user("marketing", first_name="Marta", last_name="Ruiz"))
     page.goto(f"{live_server.url}/scoring/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/scoring/$"))
     assert page.get_by_role("link", name="Scoring").get_attribute("aria-current") == "page"
 
     page.get_by_label("Name", exact=True).fill("Enterprise buyers")
