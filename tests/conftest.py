@@ -16,9 +16,9 @@ from tests.factories import make_user
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Hashing passwords the production way costs most of a second per user, and most tests make
-    # users; the tests of logging in still run it, with this fast hasher. Embudo processes the
-    # tests start (embudo createuser, serve, demo) keep the product settings.
+    # Hashing a password the production way costs most of a second, and most tests make users;
+    # the tests of logging in still check passwords, with this fast hasher. The embudo processes
+    # the tests start (embudo createuser, serve, demo) keep the product settings.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # pytest times each test with its own clock; frozen, it would report a test's setup as
     # taking from now until the frozen moment.
@@ -64,7 +64,7 @@ def admin_user(db: Any) -> Any:
 @pytest.fixture
 def logged_in(client: Client) -> Any:
     """Log a fresh user of the given role into the test client: ``logged_in("sales")``. The
-    session is made directly (``force_login``); the tests of the login form post to it."""
+    session is opened directly (``force_login``); the login form has tests of its own."""
 
     def login(role: str = "admin") -> Any:
         user = make_user(role)

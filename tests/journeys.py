@@ -71,7 +71,8 @@ class Touch:
 @dataclass(frozen=True)
 class Deal:
     """A deal opened at ``opened`` (its contacts become opportunities) and, if ``won`` is given,
-    won then (they become customers); ``shared_with`` names other people in the same deal."""
+    won then (they become customers); ``shared_with`` names other people of the same
+    :func:`journeys` in the deal."""
 
     amount: str | Decimal
     opened: dt.datetime
