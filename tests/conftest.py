@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import freezegun
 import pytest
 from django.conf import settings
 from django.core.servers.basehttp import WSGIServer
@@ -12,7 +13,17 @@ from django.test.testcases import LiveServerThread
 from django.utils import translation
 
 from embudo import pipeline
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hashing a password the production way costs most of a second, and most tests make users;
+    # the tests of logging in still check passwords, with this fast hasher. The embudo processes
+    # the tests start (embudo createuser, serve, demo) keep the product settings.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # pytest times each test with its own clock; frozen, it would report a test's setup as
+    # taking from now until the frozen moment.
+    freezegun.configure(extend_ignore_list=["_pytest.timing"])
 
 
 class _SerialWSGIServer(WSGIServer):
@@ -67,11 +78,12 @@ def admin_user(db: Any) -> Any:
 
 @pytest.fixture
 def logged_in(client: Client) -> Any:
-    """Log a fresh user of the given role into the test client: ``logged_in("sales")``."""
+    """Log a fresh user of the given role into the test client: ``logged_in("sales")``. The
+    session is opened directly (``force_login``); the login form has tests of its own."""
 
     def login(role: str = "admin") -> Any:
         user = make_user(role)
-        assert client.login(username=user.username, password=PASSWORD)
+        client.force_login(user)
         return user
 
     return login
@@ -113,3 +125,19 @@ def page(browser: Any) -> Any:
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def browser_login(page: Any, live_server: Any) -> Callable[[Any], None]:
+    """Log ``user`` into the browser page without the login form: the session Django's test
+    client opens for them becomes the browser's session cookie. Tests of logging in use the form."""
+
+    def login(user: Any) -> None:
+        client = Client()
+        client.force_login(user)
+        session = client.cookies[settings.SESSION_COOKIE_NAME]
+        page.context.add_cookies(
+            [{"name": session.key, "value": session.value, "url": live_server.url}]
+        )
+
+    return login

@@ -10,32 +10,37 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tests.factories import PASSWORD, journey, make_contact, make_user
+from tests.factories import make_user
+from tests.journeys import journeys, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_dashboard_charts_draw_and_the_source_filter_changes_the_numbers(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, browser_login: Any
 ) -> None:
     # Three leads this month, two of them from google; one of those went on to MQL.
     now = timezone.now()
     day = dt.timedelta(days=1)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     times = [min(start + i * dt.timedelta(hours=1), now - day / 24) for i in range(6)]
-    journey(
-        make_contact(at=times[0], original_source="google"), ("lead", times[1]), ("mql", times[2])
+    journeys(
+        {
+            "mql from google": person(
+                at=times[0],
+                original_source="google",
+                stages=[("lead", times[1]), ("mql", times[2])],
+            ),
+            "lead from google": person(
+                at=times[0], original_source="google", stages=[("lead", times[3])]
+            ),
+            "lead from bing": person(
+                at=times[0], original_source="bing", stages=[("lead", times[4])]
+            ),
+        }
     )
-    journey(make_contact(at=times[0], original_source="google"), ("lead", times[3]))
-    journey(make_contact(at=times[0], original_source="bing"), ("lead", times[4]))
-    user = make_user("marketing")
-
+    browser_login(make_user("marketing"))
     page.goto(f"{live_server.url}/analytics/")
-    assert "/login/" in page.url
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/analytics/"))
 
     for slug in ("funnel", "conversion-trend", "velocity", "sources"):
         page.wait_for_selector(f"#chart-{slug}[data-rendered='1'] .main-svg")

@@ -22,7 +22,7 @@ from freezegun import freeze_time
 from embudo import reports
 from embudo.crm.models import TransitionCause
 from embudo.reports import ReportSpec, Table
-from tests.factories import journey, make_contact
+from tests.journeys import journeys, person
 
 pytestmark = pytest.mark.django_db
 PERIOD = "from=2026-01-01&to=2026-03-31"
@@ -47,21 +47,36 @@ def at(m: int, d: int) -> dt.datetime:
 
 
 @pytest.fixture
-def journeys() -> None:
-    journey(
-        make_contact(at=at(1, 1), original_source="google"),
-        ("lead", at(1, 5)),
-        ("mql", at(1, 10)),
-        ("sql", at(2, 1)),
-        ("opportunity", at(2, 10)),
-        ("customer", at(3, 1)),
+def quarter() -> None:
+    journeys(
+        {
+            "customer from google": person(
+                at=at(1, 1),
+                original_source="google",
+                stages=[
+                    ("lead", at(1, 5)),
+                    ("mql", at(1, 10)),
+                    ("sql", at(2, 1)),
+                    ("opportunity", at(2, 10)),
+                    ("customer", at(3, 1)),
+                ],
+            ),
+            "mql from google": person(
+                at=at(1, 2),
+                original_source="google",
+                stages=[("lead", at(1, 6)), ("mql", at(2, 20))],
+            ),
+            "lead from bing": person(
+                at=at(1, 3), original_source="bing", stages=[("lead", at(3, 6))]
+            ),
+            "imported as sql": person(
+                at=at(2, 15),
+                stage="sql",
+                cause=TransitionCause.IMPORT,
+                stages=[("opportunity", at(2, 20))],
+            ),
+        }
     )
-    journey(
-        make_contact(at=at(1, 2), original_source="google"), ("lead", at(1, 6)), ("mql", at(2, 20))
-    )
-    journey(make_contact(at=at(1, 3), original_source="bing"), ("lead", at(3, 6)))
-    imported = make_contact(at=at(2, 15), lifecycle_stage="sql", cause=TransitionCause.IMPORT)
-    journey(imported, ("opportunity", at(2, 20)))
 
 
 def table(html: str, slug: str) -> list[list[str]]:
@@ -90,7 +105,7 @@ def _plain(value: str) -> str:
 
 
 def test_the_page_shows_the_numbers_of_the_cli_and_the_api(
-    client: Client, logged_in: Any, journeys: None
+    client: Client, logged_in: Any, quarter: None
 ) -> None:
     logged_in("admin")
     page = client.get(f"/analytics/?{PERIOD}")
@@ -116,7 +131,7 @@ def test_the_page_shows_the_numbers_of_the_cli_and_the_api(
 
 
 def test_velocity_and_kpis_on_the_page_match_the_cli(
-    client: Client, logged_in: Any, journeys: None
+    client: Client, logged_in: Any, quarter: None
 ) -> None:
     logged_in("marketing")
     html = client.get(f"/analytics/?{PERIOD}").content.decode()
@@ -153,7 +168,7 @@ def test_velocity_and_kpis_on_the_page_match_the_cli(
 
 
 def test_each_section_links_its_csv_with_the_same_filters(
-    client: Client, logged_in: Any, journeys: None
+    client: Client, logged_in: Any, quarter: None
 ) -> None:
     logged_in("sales_manager")
     html = client.get(f"/analytics/?{PERIOD}&source=google").content.decode()
@@ -173,7 +188,7 @@ def test_each_section_links_its_csv_with_the_same_filters(
 
 
 def test_attribution_follows_the_filters_and_roi_says_it_does_not(
-    client: Client, logged_in: Any, journeys: None
+    client: Client, logged_in: Any, quarter: None
 ) -> None:
     logged_in("admin")
     html = unescape(client.get(f"/analytics/?{PERIOD}&source=bing").content.decode())

@@ -19,25 +19,21 @@ from embudo.analytics.attribution import AttributionRequest, _sorted
 from embudo.analytics.columns import numeric_columns
 from embudo.analytics.funnel import Epoch, FunnelRequest, load_history
 from embudo.analytics.roi import roi
-from embudo.crm import actions as crm
-from embudo.crm.models import LifecycleTransition, TransitionCause
-from embudo.tracking.models import Touchpoint
-from tests.factories import make_contact
-from tests.factories_attribution import T0, days, touch
+from embudo.crm.models import LifecycleTransition
+from embudo.tracking.models import Campaign, Touchpoint
+from tests.journeys import T0, Person, Touch, days, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
 CHANNELS = ("email", "paid_search", "organic_search", "paid_social")
 
 
-def move(contact: object, stage: str, at: dt.datetime) -> None:
-    crm.set_lifecycle_stage(contact, stage, cause=TransitionCause.MANUAL, at=at)  # type: ignore[arg-type]
-
-
 def test_numbers_come_back_the_same_as_the_orm_reads_them() -> None:
-    contact = make_contact(lifecycle_stage="lead", at=T0)
-    for i in range(40):
-        touch(contact, CHANNELS[i % 4], days(-i / 7))
+    journey(
+        person(
+            at=T0, stage="lead", touches=[Touch(CHANNELS[i % 4], days(-i / 7)) for i in range(40)]
+        )
+    )
     query = (
         Touchpoint.objects.annotate(third=Cast(F("id"), FloatField()) / Value(3.0))
         .order_by("id")
@@ -56,9 +52,11 @@ def test_numbers_come_back_the_same_as_the_orm_reads_them() -> None:
 def test_a_column_longer_than_sqlites_longest_text_is_read_row_by_row() -> None:
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's text length limit")
-    contact = make_contact(lifecycle_stage="lead", at=T0)
-    for i in range(300):
-        touch(contact, CHANNELS[i % 4], days(-i / 50))
+    contact = journey(
+        person(
+            at=T0, stage="lead", touches=[Touch(CHANNELS[i % 4], days(-i / 50)) for i in range(300)]
+        )
+    )
     query = Touchpoint.objects.order_by("id").values_list("id", "contact_id")
     connection.ensure_connection()
     raw = connection.connection
@@ -73,8 +71,7 @@ def test_a_column_longer_than_sqlites_longest_text_is_read_row_by_row() -> None:
 
 
 def test_a_null_among_the_numbers_fails_loudly() -> None:
-    contact = make_contact(lifecycle_stage="lead", at=T0)
-    touch(contact, "email", days(-1))
+    journey(person(at=T0, stage="lead", touches=[Touch("email", days(-1))]))
     Touchpoint.objects.create(channel="email", occurred_at=days(-2), source="test")
 
     with pytest.raises(ValueError, match="NULL"):
@@ -89,10 +86,12 @@ def test_an_empty_query_gives_empty_columns() -> None:
 
 def test_the_history_times_are_the_databases_epoch_seconds_to_the_last_bit() -> None:
     rng = random.Random(7)
-    for _ in range(30):
+    people: dict[str, Person] = {}
+    for i in range(30):
         at = T0 - dt.timedelta(days=rng.uniform(0, 20), microseconds=rng.randrange(10**6))
-        contact = make_contact(lifecycle_stage="lead", at=at)
-        move(contact, "mql", at + dt.timedelta(hours=rng.uniform(0, 100)))
+        mql = ("mql", at + dt.timedelta(hours=rng.uniform(0, 100)))
+        people[f"lead {i}"] = person(at=at, stage="lead", stages=[mql])
+    journeys(people)
 
     history = load_history(FunnelRequest(days(-25).date(), days(5).date()))
 
@@ -117,16 +116,31 @@ def test_the_order_of_touchpoints_is_by_contact_then_time_then_id() -> None:
 
 def test_roi_credits_each_recycled_lead_to_the_first_touch_of_its_own_journey() -> None:
     start = days(-10)
-    recycled = make_contact(lifecycle_stage="lead", at=days(-7))
-    touch(recycled, "email", days(-9))
-    touch(recycled, "paid_search", days(-8))
-    touch(recycled, "organic_search", days(-7))  # at the first entry's moment: that journey's
-    move(recycled, "disqualified", days(-6))
-    touch(recycled, "paid_social", days(-5))
-    move(recycled, "lead", days(-3))
-    late = make_contact(lifecycle_stage="lead", at=days(-2))
-    touch(late, "email", days(-200))  # beyond the 90-day lookback
-    touch(late, "paid_search", days(-1))  # after becoming a lead
+    journeys(
+        {
+            "recycled": person(
+                at=days(-7),
+                stage="lead",
+                stages=[("disqualified", days(-6)), ("lead", days(-3))],
+                touches=[
+                    Touch("email", days(-9)),
+                    Touch("paid_search", days(-8)),
+                    Touch(
+                        "organic_search", days(-7)
+                    ),  # at the first entry's moment: that journey's
+                    Touch("paid_social", days(-5)),
+                ],
+            ),
+            "late": person(
+                at=days(-2),
+                stage="lead",
+                touches=[
+                    Touch("email", days(-200)),  # beyond the 90-day lookback
+                    Touch("paid_search", days(-1)),  # after becoming a lead
+                ],
+            ),
+        }
+    )
 
     result = roi(AttributionRequest(date_from=start.date(), date_to=days(0).date()))
 
@@ -137,25 +151,26 @@ def test_roi_credits_each_recycled_lead_to_the_first_touch_of_its_own_journey() 
 @pytest.mark.parametrize("by", ["channel", "campaign"])
 def test_roi_stage_counts_are_first_touch_over_each_entrys_journey(by: str) -> None:
     rng = random.Random(11)
-    from embudo.tracking.models import Campaign
-
     campaigns = [Campaign.objects.create(name=f"c{i}") for i in range(3)]
     stages = ["lead", "mql", "sql", "subscriber", "disqualified"]
-    for _ in range(25):
+    people: dict[str, Person] = {}
+    for i in range(25):
         moments = sorted(
             T0 - dt.timedelta(days=rng.choice([0, 1, 2, 3, 5, 8, 13, 40, 100, 130]))
             for _ in range(rng.randrange(1, 6))
         )
-        contact = make_contact(lifecycle_stage=rng.choice(stages), at=moments[0])
-        for at in moments[1:]:
-            move(contact, rng.choice(stages), at)
+        first = rng.choice(stages)
+        moves = [(rng.choice(stages), at) for at in moments[1:]]
+        touches = []
         for _ in range(rng.randrange(0, 8)):
             at = (
                 rng.choice(moments)
                 if rng.random() < 0.3
                 else T0 - dt.timedelta(days=rng.choice([0, 0.5, 1, 2, 4, 9, 30, 95, 120]))
             )
-            touch(contact, rng.choice(CHANNELS), at, rng.choice([None, *campaigns]))
+            touches.append(Touch(rng.choice(CHANNELS), at, rng.choice([None, *campaigns])))
+        people[f"contact {i}"] = person(at=moments[0], stage=first, stages=moves, touches=touches)
+    journeys(people)
     period_start, period_end = days(-14), days(1)
 
     result = roi(AttributionRequest(date_from=period_start.date(), date_to=days(0).date(), by=by))

@@ -14,8 +14,8 @@ from freezegun import freeze_time
 from embudo.analytics.funnel import Filters, FunnelRequest, funnel
 from embudo.crm.models import TransitionCause
 from embudo.reports import ReportError, run_report
-from embudo.tracking.models import Touchpoint
-from tests.factories import journey, make_company, make_contact, make_user
+from tests.factories import make_company, make_user
+from tests.journeys import Touch, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +28,11 @@ def _now() -> Any:
 
 UTC = dt.UTC
 JAN = (dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+NEW_YEAR = dt.datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # when the contacts are created
 
 
 def at(month: int, day: int, hour: int = 12, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, month, day, hour, minute, tzinfo=UTC)
-
-
-def person(**kwargs: Any) -> Any:
-    return make_contact(at=at(1, 1, 0), **kwargs)
 
 
 def steps(result: Any) -> dict[str, Any]:
@@ -47,36 +44,60 @@ def january(**kwargs: Any) -> Any:
 
 
 def test_cohort_follows_each_stage_to_the_next_at_any_later_time() -> None:
-    # A goes all the way (the later steps after January); B stops at MQL.
-    journey(
-        person(),
-        ("lead", at(1, 5)),
-        ("mql", at(1, 10)),
-        ("sql", at(2, 1)),
-        ("opportunity", at(2, 10)),
-        ("customer", at(3, 1)),
+    journeys(
+        {
+            "all the way, the later steps after January": person(
+                at=NEW_YEAR,
+                stages=[
+                    ("lead", at(1, 5)),
+                    ("mql", at(1, 10)),
+                    ("sql", at(2, 1)),
+                    ("opportunity", at(2, 10)),
+                    ("customer", at(3, 1)),
+                ],
+            ),
+            "stops at mql": person(at=NEW_YEAR, stages=[("lead", at(1, 6)), ("mql", at(1, 20))]),
+        }
     )
-    journey(person(), ("lead", at(1, 6)), ("mql", at(1, 20)))
     result = steps(january())
     assert (result["lead"].entered, result["lead"].converted) == (2, 2)
     assert (result["mql"].entered, result["mql"].converted, result["mql"].rate) == (2, 1, 0.5)
-    # Only contacts that entered SQL in January are SQL's cohort: A entered it in February.
+    # Only contacts that entered SQL in January are SQL's cohort: the one that went all the
+    # way entered it in February.
     assert result["sql"].entered == 0
     assert result["customer"].entered == 0 and result["customer"].converted is None
 
 
 def test_a_window_counts_only_conversions_within_so_many_days() -> None:
-    journey(person(), ("lead", at(1, 5)), ("mql", at(1, 10)), ("sql", at(2, 1)))  # 22 days
-    journey(person(), ("lead", at(1, 6)), ("mql", at(1, 7)), ("sql", at(1, 17)))  # 10 days
+    journeys(
+        {
+            "sql 22 days after mql": person(
+                at=NEW_YEAR, stages=[("lead", at(1, 5)), ("mql", at(1, 10)), ("sql", at(2, 1))]
+            ),
+            "sql 10 days after mql": person(
+                at=NEW_YEAR, stages=[("lead", at(1, 6)), ("mql", at(1, 7)), ("sql", at(1, 17))]
+            ),
+        }
+    )
     assert steps(january(window_days=15))["mql"].converted == 1
     assert steps(january(window_days=30))["mql"].converted == 2
     assert steps(january())["mql"].converted == 2
 
 
 def test_contact_imported_as_sql_counts_in_sql_and_is_labelled_as_skipping_mql() -> None:
-    imported = make_contact(at=at(1, 15), lifecycle_stage="sql", cause=TransitionCause.IMPORT)
-    journey(imported, ("opportunity", at(1, 20)))
-    journey(person(), ("lead", at(1, 3)), ("mql", at(1, 4)), ("sql", at(1, 5)))
+    journeys(
+        {
+            "imported as sql": person(
+                at=at(1, 15),
+                stage="sql",
+                cause=TransitionCause.IMPORT,
+                stages=[("opportunity", at(1, 20))],
+            ),
+            "through mql": person(
+                at=NEW_YEAR, stages=[("lead", at(1, 3)), ("mql", at(1, 4)), ("sql", at(1, 5))]
+            ),
+        }
+    )
     result = january()
     sql = steps(result)["sql"]
     assert (sql.entered, sql.skipped_previous, sql.converted) == (2, 1, 1)
@@ -86,7 +107,7 @@ def test_contact_imported_as_sql_counts_in_sql_and_is_labelled_as_skipping_mql()
 
 
 def test_a_lead_moved_straight_to_opportunity_converts_past_mql_and_is_labelled() -> None:
-    journey(person(), ("lead", at(1, 3)), ("opportunity", at(1, 9)))
+    journey(person(at=NEW_YEAR, stages=[("lead", at(1, 3)), ("opportunity", at(1, 9))]))
     result = steps(january())
     assert (result["lead"].converted, result["lead"].skipped_next) == (1, 1)
     assert (result["opportunity"].entered, result["opportunity"].skipped_previous) == (1, 1)
@@ -95,12 +116,16 @@ def test_a_lead_moved_straight_to_opportunity_converts_past_mql_and_is_labelled(
 
 def test_a_recycled_contact_counts_once_per_cohort() -> None:
     journey(
-        person(),
-        ("lead", at(1, 2)),
-        ("mql", at(1, 3)),
-        ("lead", at(1, 4)),  # sales sent it back
-        ("mql", at(1, 5)),
-        ("sql", at(1, 6)),
+        person(
+            at=NEW_YEAR,
+            stages=[
+                ("lead", at(1, 2)),
+                ("mql", at(1, 3)),
+                ("lead", at(1, 4)),  # sales sent it back
+                ("mql", at(1, 5)),
+                ("sql", at(1, 6)),
+            ],
+        )
     )
     result = steps(january())
     assert (result["mql"].entered, result["mql"].converted) == (1, 1)
@@ -112,13 +137,13 @@ def test_a_recycled_contact_counts_once_per_cohort() -> None:
 
 
 def test_a_move_back_to_a_lower_stage_is_not_a_conversion() -> None:
-    journey(person(), ("lead", at(1, 2)), ("mql", at(1, 3)), ("lead", at(1, 9)))
+    journey(person(at=NEW_YEAR, stages=[("lead", at(1, 2)), ("mql", at(1, 3)), ("lead", at(1, 9))]))
     assert steps(january())["mql"].converted == 0
 
 
 def test_stages_entered_at_the_same_instant_count_as_converted() -> None:
     same = at(1, 10, 9)
-    journey(person(), ("lead", same), ("mql", same), ("sql", same))
+    journey(person(at=NEW_YEAR, stages=[("lead", same), ("mql", same), ("sql", same)]))
     result = steps(january())
     assert (result["lead"].converted, result["mql"].converted) == (1, 1)
     assert result["sql"].skipped_previous == 0
@@ -126,12 +151,16 @@ def test_stages_entered_at_the_same_instant_count_as_converted() -> None:
 
 @override_settings(TIME_ZONE="Europe/Madrid")
 def test_period_borders_are_midnight_in_the_site_time_zone() -> None:
-    # 23:30 UTC on 31 January is 00:30 on 1 February in Madrid.
-    journey(person(), ("lead", at(1, 31, 23, 30)))
-    # 23:30 UTC on 31 December is 00:30 on 1 January in Madrid.
-    journey(
-        make_contact(at=at(1, 1, 0) - dt.timedelta(days=5)),
-        ("lead", dt.datetime(2025, 12, 31, 23, 30, tzinfo=UTC)),
+    journeys(
+        {
+            # 23:30 UTC on 31 January is 00:30 on 1 February in Madrid.
+            "february in madrid": person(at=NEW_YEAR, stages=[("lead", at(1, 31, 23, 30))]),
+            # 23:30 UTC on 31 December is 00:30 on 1 January in Madrid.
+            "january in madrid": person(
+                at=NEW_YEAR - dt.timedelta(days=5),
+                stages=[("lead", dt.datetime(2025, 12, 31, 23, 30, tzinfo=UTC))],
+            ),
+        }
     )
     assert steps(january())["lead"].entered == 1
     feb = funnel(FunnelRequest(date_from=dt.date(2026, 2, 1), date_to=dt.date(2026, 2, 28)))
@@ -146,11 +175,22 @@ def test_period_borders_are_midnight_in_the_site_time_zone() -> None:
 
 
 def test_breakdown_by_original_source_and_first_touch_channel() -> None:
-    google = journey(person(original_source="google"), ("lead", at(1, 5)), ("mql", at(1, 6)))
-    journey(person(original_source="google"), ("lead", at(1, 7)))
-    journey(person(), ("lead", at(1, 8)), ("mql", at(1, 9)))  # no source, no touchpoint
-    Touchpoint.objects.create(contact=google, channel="organic_social", occurred_at=at(1, 4))
-    Touchpoint.objects.create(contact=google, channel="paid_search", occurred_at=at(1, 3))
+    journeys(
+        {
+            "from google, touched": person(
+                at=NEW_YEAR,
+                original_source="google",
+                stages=[("lead", at(1, 5)), ("mql", at(1, 6))],
+                touches=[Touch("organic_social", at(1, 4)), Touch("paid_search", at(1, 3))],
+            ),
+            "from google": person(
+                at=NEW_YEAR, original_source="google", stages=[("lead", at(1, 7))]
+            ),
+            "no source, no touchpoint": person(
+                at=NEW_YEAR, stages=[("lead", at(1, 8)), ("mql", at(1, 9))]
+            ),
+        }
+    )
     by_source = {g.label: g.step("lead") for g in january(breakdown="source").groups}
     assert {k: (v.entered, v.converted) for k, v in by_source.items()} == {
         "google": (2, 1),
@@ -169,8 +209,16 @@ def test_breakdown_by_original_source_and_first_touch_channel() -> None:
 def test_breakdown_by_owner_campaign_and_company_property() -> None:
     rep = make_user("sales")
     acme = make_company(industry="Software", properties={})
-    journey(person(owner_id=rep.pk, company_id=acme.pk), ("lead", at(1, 5)))
-    journey(person(original_campaign="spring"), ("lead", at(1, 6)))
+    journeys(
+        {
+            "the rep's, at acme": person(
+                at=NEW_YEAR, owner_id=rep.pk, company=acme, stages=[("lead", at(1, 5))]
+            ),
+            "from spring": person(
+                at=NEW_YEAR, original_campaign="spring", stages=[("lead", at(1, 6))]
+            ),
+        }
+    )
     owners = {g.label: g.step("lead").entered for g in january(breakdown="owner").groups}
     assert owners == {rep.username: 1, "Unassigned": 1}
     campaigns = {g.label: g.step("lead").entered for g in january(breakdown="campaign").groups}
@@ -182,8 +230,12 @@ def test_breakdown_by_owner_campaign_and_company_property() -> None:
 
 
 def test_source_filter_keeps_only_those_contacts() -> None:
-    journey(person(original_source="google"), ("lead", at(1, 5)))
-    journey(person(original_source="bing"), ("lead", at(1, 6)))
+    journeys(
+        {
+            "google": person(at=NEW_YEAR, original_source="google", stages=[("lead", at(1, 5))]),
+            "bing": person(at=NEW_YEAR, original_source="bing", stages=[("lead", at(1, 6))]),
+        }
+    )
     assert steps(january(filters=Filters(source="bing")))["lead"].entered == 1
 
 
@@ -217,8 +269,16 @@ def test_an_empty_period_gives_zeros_not_an_error() -> None:
 def test_breakdown_and_filter_by_persona_from_the_segments_app() -> None:
     from embudo.segments import actions as segments
 
-    journey(person(job_title="Data engineer"), ("lead", at(1, 5)), ("mql", at(1, 6)))
-    journey(person(job_title="CFO"), ("lead", at(1, 7)))
+    journeys(
+        {
+            "engineer": person(
+                at=NEW_YEAR,
+                job_title="Data engineer",
+                stages=[("lead", at(1, 5)), ("mql", at(1, 6))],
+            ),
+            "cfo": person(at=NEW_YEAR, job_title="CFO", stages=[("lead", at(1, 7))]),
+        }
+    )
     engineers = segments.create_persona(
         {
             "name": "Engineer",

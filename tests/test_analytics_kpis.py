@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from embudo.deals import actions as deals
 from embudo.deals.periods import month
 from embudo.reports import ReportError, run_report
-from tests.factories import journey, make_contact
+from tests.journeys import Person, StageStep, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +28,25 @@ def at(m: int, d: int, h: int = 12) -> dt.datetime:
     return dt.datetime(2026, m, d, h, tzinfo=dt.UTC)
 
 
+NEW_YEAR = at(1, 1, 0)  # when the contacts are created
+
+
 def test_new_contacts_per_month_count_each_contact_once_per_stage() -> None:
-    c = make_contact(at=at(1, 1, 0), original_source="ads")
-    journey(c, ("lead", at(1, 2)), ("mql", at(1, 3)), ("lead", at(1, 4)), ("mql", at(2, 5)))
-    journey(make_contact(at=at(1, 1, 0)), ("lead", at(2, 2)))
+    journeys(
+        {
+            "recycled, from ads": person(
+                at=NEW_YEAR,
+                original_source="ads",
+                stages=[
+                    ("lead", at(1, 2)),
+                    ("mql", at(1, 3)),
+                    ("lead", at(1, 4)),
+                    ("mql", at(2, 5)),
+                ],
+            ),
+            "february lead": person(at=NEW_YEAR, stages=[("lead", at(2, 2))]),
+        }
+    )
     result = run_report("kpis", date_from="2026-01-01", date_to="2026-02-28")
     rows = {row.label: row.new for row in result.rows}
     assert rows["2026-01"]["lead"] == 1 and rows["2026-01"]["mql"] == 1
@@ -45,11 +60,18 @@ def test_new_contacts_per_month_count_each_contact_once_per_stage() -> None:
 
 
 def test_mql_acceptance_is_the_share_of_new_mqls_that_reached_sql() -> None:
-    for i, to_sql in enumerate((True, True, False, False)):
-        steps = [("lead", at(1, 2 + i)), ("mql", at(1, 3 + i))]
-        if to_sql:
-            steps.append(("sql", at(1, 20)))
-        journey(make_contact(at=at(1, 1, 0)), *steps)
+    def new_mql(i: int, *then: StageStep) -> Person:
+        return person(at=NEW_YEAR, stages=[("lead", at(1, 2 + i)), ("mql", at(1, 3 + i)), *then])
+
+    accepted = ("sql", at(1, 20))
+    journeys(
+        {
+            "accepted": new_mql(0, accepted),
+            "accepted too": new_mql(1, accepted),
+            "waiting": new_mql(2),
+            "waiting too": new_mql(3),
+        }
+    )
     result = run_report("kpis", date_from="2026-01-01", date_to="2026-01-31")
     assert (result.mqls, result.mql_accepted, result.mql_acceptance_rate) == (4, 2, 0.5)
 

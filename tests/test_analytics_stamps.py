@@ -22,8 +22,8 @@ from embudo.deals import actions as deal_actions
 from embudo.reports import run_report
 from embudo.tracking.actions import identify_visitor
 from embudo.tracking.models import Touchpoint
-from tests.factories import journey
-from tests.factories_attribution import T0, campaign, days, lead, touch, win
+from tests.factories import make_campaign
+from tests.journeys import T0, Deal, Touch, days, journey, journeys, person
 
 pytestmark = [
     pytest.mark.django_db,
@@ -56,9 +56,14 @@ def touchpoint_reads(run: object) -> int:
 
 
 def a_customer() -> None:
-    buyer = lead(days(-10))
-    touch(buyer, "paid_search", days(-9))
-    win(buyer, "1000", opened=days(-5), won=days(0))
+    journey(
+        person(
+            at=days(-10),
+            stage="lead",
+            touches=[Touch("paid_search", days(-9))],
+            deals=[Deal("1000", opened=days(-5), won=days(0))],
+        )
+    )
 
 
 def test_a_second_report_on_unchanged_data_reads_no_touchpoints_and_answers_the_same() -> None:
@@ -77,7 +82,7 @@ def test_a_new_touchpoint_changes_the_kept_answer() -> None:
     assert buyer is not None
     assert channels() == {"paid_search": (1, 1000.0)}
 
-    touch(buyer, "email", days(-3))
+    journey(buyer, touches=[Touch("email", days(-3))])
 
     assert channels() == {"paid_search": (1, 500.0), "email": (1, 500.0)}
 
@@ -96,11 +101,10 @@ def test_a_stitched_anonymous_visit_joins_the_journey() -> None:
 
 def test_a_stage_change_adds_a_conversion() -> None:
     a_customer()
-    other = lead(days(-8))
-    touch(other, "email", days(-7))
+    other = journey(person(at=days(-8), stage="lead", touches=[Touch("email", days(-7))]))
     assert attribution(MARCH).conversions == 1
 
-    journey(other, ("customer", days(1)))
+    journey(other, stages=[("customer", days(1))])
 
     result = attribution(MARCH)
     assert result.conversions == 2
@@ -108,9 +112,15 @@ def test_a_stage_change_adds_a_conversion() -> None:
 
 
 def test_a_changed_amount_changes_the_revenue() -> None:
-    buyer = lead(days(-10))
-    touch(buyer, "paid_search", days(-9))
-    deal = win(buyer, "1000", opened=days(-5), won=days(0))
+    buyer = journey(
+        person(
+            at=days(-10),
+            stage="lead",
+            touches=[Touch("paid_search", days(-9))],
+            deals=[Deal("1000", opened=days(-5), won=days(0))],
+        )
+    )
+    deal = buyer.deals.get()
     assert attribution(MARCH).revenue == 1000.0
 
     deal_actions.update_deal(deal, {"amount": "1500"})
@@ -123,10 +133,10 @@ def test_a_funnel_report_sees_a_new_stage_entry() -> None:
         result = run_report("funnel", date_from="2026-03-01", date_to="2026-03-31", options={})
         return int(result.total.step("lead").entered)  # type: ignore[attr-defined]
 
-    lead(days(-10))
+    journey(person(at=days(-10), stage="lead"))
     assert leads() == 1
 
-    lead(days(-4))
+    journey(person(at=days(-4), stage="lead"))
 
     assert leads() == 2
 
@@ -142,21 +152,30 @@ def test_a_changed_original_source_moves_the_contact_to_its_new_group() -> None:
         groups = result.groups  # type: ignore[attr-defined]
         return {g.key: g.step("lead").entered for g in groups}
 
-    person = lead(days(-10), original_source="google")
-    lead(days(-9), original_source="google")
+    people = journeys(
+        {
+            "moves": person(at=days(-10), stage="lead", original_source="google"),
+            "stays": person(at=days(-9), stage="lead", original_source="google"),
+        }
+    )
     assert by_source() == {"google": 2}
 
     # As tracking gives a contact its first touch: one column, set-based.
-    Contact.objects.filter(pk=person.pk).update(original_source="newsletter")
+    Contact.objects.filter(pk=people["moves"].pk).update(original_source="newsletter")
 
     assert by_source() == {"google": 1, "newsletter": 1}
 
 
 def test_a_cost_import_changes_the_roi(tmp_path: Path) -> None:
-    spring = campaign("spring-sale")
-    buyer = lead(days(-10))
-    touch(buyer, "paid_search", days(-9), spring)
-    win(buyer, "1000", opened=days(-5), won=days(0))
+    spring = make_campaign("spring-sale")
+    journey(
+        person(
+            at=days(-10),
+            stage="lead",
+            touches=[Touch("paid_search", days(-9), spring)],
+            deals=[Deal("1000", opened=days(-5), won=days(0))],
+        )
+    )
     request = AttributionRequest(dt.date(2026, 3, 1), dt.date(2026, 3, 31), by="campaign")
     assert roi(request).total.cost == 0
     path = tmp_path / "costs.csv"
@@ -175,11 +194,11 @@ def test_a_rolled_back_write_leaves_no_answer_behind_for_a_later_write() -> None
     assert buyer is not None
     assert channels() == {"paid_search": (1, 1000.0)}
     with pytest.raises(RuntimeError), transaction.atomic():
-        touch(buyer, "email", days(-3))
+        journey(buyer, touches=[Touch("email", days(-3))])
         assert channels() == {"paid_search": (1, 500.0), "email": (1, 500.0)}
         raise RuntimeError("the import failed")
 
-    touch(buyer, "display", days(-2))
+    journey(buyer, touches=[Touch("display", days(-2))])
 
     assert channels() == {"paid_search": (1, 500.0), "display": (1, 500.0)}
 

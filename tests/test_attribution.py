@@ -21,9 +21,9 @@ from django.test import Client
 from embudo.analytics.attribution import AttributionRequest, _sorted, attribution
 from embudo.analytics.funnel import Filters
 from embudo.deals import actions as deal_actions
-from tests.factories import journey
-from tests.factories_attribution import T0, campaign, days, lead, touch, win
-from tests.factories_handoff import make_team
+from embudo.deals.models import Deal as DealRow
+from tests.factories import make_campaign, make_team
+from tests.journeys import T0, Deal, Person, Touch, days, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -38,24 +38,23 @@ def credits(result: Any, model: str, what: str = "conversions") -> dict[str, flo
     }
 
 
-def five_touch_customer() -> Any:
-    """Email, organic social, paid search, referral, direct; lead 7 days out (after the social
-    touch), opportunity 4 days out (after paid search), a €1,000 deal won at T0."""
-    contact = lead(days(-7))
-    for channel, at in (
-        ("email", days(-10)),
-        ("organic_social", days(-8)),
-        ("paid_search", days(-5)),
-        ("referral", days(-2)),
-        ("direct", days(-1)),
-    ):
-        touch(contact, channel, at)
-    win(contact, "1000", opened=days(-4), won=T0)
-    return contact
+# Email, organic social, paid search, referral, direct; a €1,000 deal won at T0.
+FIVE_TOUCH_CUSTOMER = person(
+    at=days(-7),  # a lead after the social touch
+    stage="lead",
+    touches=[
+        Touch("email", days(-10)),
+        Touch("organic_social", days(-8)),
+        Touch("paid_search", days(-5)),
+        Touch("referral", days(-2)),
+        Touch("direct", days(-1)),
+    ],
+    deals=[Deal("1000", opened=days(-4), won=T0)],  # an opportunity after paid search
+)
 
 
 def test_position_models_equal_the_hand_computation() -> None:
-    five_touch_customer()
+    journey(FIVE_TOUCH_CUSTOMER)
 
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -93,7 +92,7 @@ def test_position_models_equal_the_hand_computation() -> None:
 
 
 def test_time_decay_halves_the_weight_every_half_life() -> None:
-    five_touch_customer()
+    journey(FIVE_TOUCH_CUSTOMER)
 
     result = attribution(AttributionRequest(**PERIOD, half_life_days=7))
 
@@ -106,12 +105,20 @@ def test_time_decay_halves_the_weight_every_half_life() -> None:
 
 
 def test_short_journeys_split_u_and_w_evenly() -> None:
-    one, two = lead(days(-9)), lead(days(-9))
-    touch(one, "email", days(-3))
-    touch(two, "email", days(-3))
-    touch(two, "display", days(-2))
-    win(one, "100", opened=days(-1), won=T0)
-    win(two, "100", opened=days(-1), won=T0)
+    won = Deal("100", opened=days(-1), won=T0)
+    journeys(
+        {
+            "one touch": person(
+                at=days(-9), stage="lead", touches=[Touch("email", days(-3))], deals=[won]
+            ),
+            "two touches": person(
+                at=days(-9),
+                stage="lead",
+                touches=[Touch("email", days(-3)), Touch("display", days(-2))],
+                deals=[won],
+            ),
+        }
+    )
 
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -122,11 +129,18 @@ def test_short_journeys_split_u_and_w_evenly() -> None:
 
 
 def test_touchpoints_at_the_same_moment_keep_their_recorded_order() -> None:
-    contact = lead(days(-9))
-    touch(contact, "paid_social", days(-3))
-    touch(contact, "email", days(-3))  # same moment, recorded second
-    touch(contact, "display", T0)  # at the conversion itself: counts
-    win(contact, "10", opened=days(-1), won=T0)
+    journey(
+        person(
+            at=days(-9),
+            stage="lead",
+            touches=[
+                Touch("paid_social", days(-3)),
+                Touch("email", days(-3)),  # same moment, recorded second
+                Touch("display", T0),  # at the conversion itself: counts
+            ],
+            deals=[Deal("10", opened=days(-1), won=T0)],
+        )
+    )
 
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -135,11 +149,18 @@ def test_touchpoints_at_the_same_moment_keep_their_recorded_order() -> None:
 
 
 def test_lookback_window_leaves_older_touchpoints_out() -> None:
-    contact = lead(days(-60))
-    touch(contact, "email", days(-40))
-    touch(contact, "referral", days(-10))
-    touch(contact, "direct", days(1) + (days(0) - days(0)))  # after the conversion: never counts
-    win(contact, "10", opened=days(-1), won=T0)
+    journey(
+        person(
+            at=days(-60),
+            stage="lead",
+            touches=[
+                Touch("email", days(-40)),
+                Touch("referral", days(-10)),
+                Touch("direct", days(1)),  # after the conversion: never counts
+            ],
+            deals=[Deal("10", opened=days(-1), won=T0)],
+        )
+    )
 
     wide = attribution(AttributionRequest(**PERIOD, lookback_days=90))
     narrow = attribution(AttributionRequest(**PERIOD, lookback_days=30))
@@ -150,9 +171,14 @@ def test_lookback_window_leaves_older_touchpoints_out() -> None:
 
 
 def test_conversions_without_touchpoints_are_counted_apart() -> None:
-    five_touch_customer()
-    silent = lead(days(-5))
-    win(silent, "500", opened=days(-2), won=T0)
+    journeys(
+        {
+            "five touches": FIVE_TOUCH_CUSTOMER,
+            "silent": person(
+                at=days(-5), stage="lead", deals=[Deal("500", opened=days(-2), won=T0)]
+            ),
+        }
+    )
 
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -166,13 +192,18 @@ def test_conversions_without_touchpoints_are_counted_apart() -> None:
 
 
 def test_a_recycled_customer_converts_again_with_only_the_later_touchpoints() -> None:
-    contact = lead(days(-30))
-    touch(contact, "email", days(-20))
-    win(contact, "100", opened=days(-15), won=days(-10))
-    contact.refresh_from_db()
-    journey(contact, ("lead", days(-8)))  # lost, recycled as a lead
-    touch(contact, "paid_search", days(-5))
-    win(contact, "300", opened=days(-2), won=T0)
+    journey(
+        person(
+            at=days(-30),
+            stage="lead",
+            stages=[("lead", days(-8))],  # lost, recycled as a lead
+            touches=[Touch("email", days(-20)), Touch("paid_search", days(-5))],
+            deals=[
+                Deal("100", opened=days(-15), won=days(-10)),
+                Deal("300", opened=days(-2), won=T0),
+            ],
+        )
+    )
 
     result = attribution(AttributionRequest(date_from=days(-12).date(), date_to=days(1).date()))
 
@@ -185,10 +216,17 @@ def test_deal_revenue_is_split_between_its_contacts_and_converted_to_the_reporti
     None
 ):
     deal_actions.set_exchange_rate("USD", "0.5")
-    a, b = lead(days(-9)), lead(days(-9))
-    touch(a, "email", days(-3))
-    touch(b, "display", days(-3))
-    win([a, b], "1000", opened=days(-1), won=T0, currency="USD")
+    journeys(
+        {
+            "a": person(
+                at=days(-9),
+                stage="lead",
+                touches=[Touch("email", days(-3))],
+                deals=[Deal("1000", opened=days(-1), won=T0, currency="USD", shared_with=["b"])],
+            ),
+            "b": person(at=days(-9), stage="lead", touches=[Touch("display", days(-3))]),
+        }
+    )
 
     result = attribution(AttributionRequest(**PERIOD))
 
@@ -196,11 +234,15 @@ def test_deal_revenue_is_split_between_its_contacts_and_converted_to_the_reporti
 
 
 def test_credit_goes_to_campaigns_with_a_row_for_touchpoints_without_one() -> None:
-    spring = campaign("spring-sale")
-    contact = lead(days(-9))
-    touch(contact, "paid_search", days(-3), spring)
-    touch(contact, "direct", days(-2))
-    win(contact, "100", opened=days(-1), won=T0)
+    spring = make_campaign("spring-sale")
+    journey(
+        person(
+            at=days(-9),
+            stage="lead",
+            touches=[Touch("paid_search", days(-3), spring), Touch("direct", days(-2))],
+            deals=[Deal("100", opened=days(-1), won=T0)],
+        )
+    )
 
     result = attribution(AttributionRequest(**PERIOD, by="campaign"))
 
@@ -211,16 +253,35 @@ def test_credit_goes_to_campaigns_with_a_row_for_touchpoints_without_one() -> No
 
 def test_filters_keep_only_the_journeys_of_the_contacts_in_scope() -> None:
     team, (rep,) = make_team(reps=1)
-    ours = lead(days(-9), original_source="google", owner_id=rep.pk)
-    touch(ours, "email", days(-3))
-    win(ours, "1000", opened=days(-1), won=T0)
-    theirs = lead(days(-9), original_source="newsletter")
-    touch(theirs, "display", days(-3))
-    win(theirs, "500", opened=days(-1), won=T0)
-    browsing = lead(days(-9), original_source="google")
-    touch(browsing, "paid_search", T0)
-    shared = win([ours, theirs], "300", opened=days(-1), won=T0)
-    alone = win(theirs, "50", opened=days(-1), won=T0)
+    people = journeys(
+        {
+            "ours": person(
+                at=days(-9),
+                stage="lead",
+                original_source="google",
+                owner_id=rep.pk,
+                touches=[Touch("email", days(-3))],
+                deals=[
+                    Deal("1000", opened=days(-1), won=T0),
+                    Deal("300", opened=days(-1), won=T0, shared_with=["theirs"]),
+                ],
+            ),
+            "theirs": person(
+                at=days(-9),
+                stage="lead",
+                original_source="newsletter",
+                touches=[Touch("display", days(-3))],
+                deals=[Deal("500", opened=days(-1), won=T0), Deal("50", opened=days(-1), won=T0)],
+            ),
+            "browsing": person(
+                at=days(-9),
+                stage="lead",
+                original_source="google",
+                touches=[Touch("paid_search", T0)],
+            ),
+        }
+    )
+    alone = DealRow.objects.get(amount=50)
     alone.contacts.clear()  # revenue without a contact belongs to no filtered view
 
     everyone = attribution(AttributionRequest(**PERIOD))
@@ -238,7 +299,8 @@ def test_filters_keep_only_the_journeys_of_the_contacts_in_scope() -> None:
     assert (by_team.conversions, by_team.revenue) == (1, 1150.0)
     assert by_team.non_converting_journeys == 0
     assert credits(by_team, "linear", "revenue") == {"email": 1150.0}
-    assert shared.pk
+    shared = DealRow.objects.get(amount=300)
+    assert set(shared.contacts.all()) == {people["ours"], people["theirs"]}
 
 
 def test_an_empty_period_gives_zeros_not_an_error() -> None:
@@ -263,12 +325,18 @@ PATHS = [
 
 def declare(paths: list[tuple[list[str], bool]]) -> None:
     """One contact per path, a day between touches; converting ones win a €100 deal at T0."""
-    for channels, converts in paths:
-        contact = lead(days(-20))
-        for n, channel in enumerate(channels):
-            touch(contact, channel, days(-len(channels) + n - 0.5))
-        if converts:
-            win(contact, "100", opened=days(-0.25), won=T0)
+    journeys(
+        {f"path {i}": walker(channels, converts) for i, (channels, converts) in enumerate(paths)}
+    )
+
+
+def walker(channels: list[str], converts: bool) -> Person:
+    return person(
+        at=days(-20),
+        stage="lead",
+        touches=[Touch(c, days(-len(channels) + n - 0.5)) for n, c in enumerate(channels)],
+        deals=[Deal("100", opened=days(-0.25), won=T0)] if converts else [],
+    )
 
 
 def removal_effects_by_iteration(paths: list[tuple[list[str], bool]]) -> dict[str, float]:
@@ -351,7 +419,7 @@ def report(*args: str) -> str:
 
 
 def test_cli_gives_the_same_numbers_as_table_csv_and_json() -> None:
-    five_touch_customer()
+    journey(FIVE_TOUCH_CUSTOMER)
     dates = ["--from", days(-1).date().isoformat(), "--to", days(1).date().isoformat()]
 
     as_json = json.loads(report("attribution", *dates, "--format", "json"))
@@ -385,7 +453,7 @@ def test_cli_refuses_bad_options_clearly(args: list[str], message: str) -> None:
 def test_api_serves_the_report_and_answers_bad_input_with_422(
     client: Client, logged_in: Any
 ) -> None:
-    five_touch_customer()
+    journey(FIVE_TOUCH_CUSTOMER)
     logged_in("marketing")
     query = f"from={days(-1).date()}&to={days(1).date()}"
 
@@ -400,12 +468,24 @@ def test_api_serves_the_report_and_answers_bad_input_with_422(
 
 
 def test_api_and_cli_take_the_dashboard_filters(client: Client, logged_in: Any) -> None:
-    ours = lead(days(-9), original_source="google")
-    touch(ours, "email", days(-3))
-    win(ours, "1000", opened=days(-1), won=T0)
-    theirs = lead(days(-9), original_source="newsletter")
-    touch(theirs, "display", days(-3))
-    win(theirs, "500", opened=days(-1), won=T0)
+    journeys(
+        {
+            "ours": person(
+                at=days(-9),
+                stage="lead",
+                original_source="google",
+                touches=[Touch("email", days(-3))],
+                deals=[Deal("1000", opened=days(-1), won=T0)],
+            ),
+            "theirs": person(
+                at=days(-9),
+                stage="lead",
+                original_source="newsletter",
+                touches=[Touch("display", days(-3))],
+                deals=[Deal("500", opened=days(-1), won=T0)],
+            ),
+        }
+    )
     logged_in("marketing")
     query = f"from={days(-1).date()}&to={days(1).date()}&model=first_touch"
 
@@ -454,11 +534,16 @@ def test_journey_order_is_contact_then_time_then_id_however_wide_the_times(span:
 
 def test_period_borders_follow_the_sites_time_zone(settings: Any) -> None:
     settings.TIME_ZONE = "Europe/Madrid"  # UTC+2 in summer
-    contact = lead(days(-9))
-    touch(contact, "email", days(-3))
     # 23:30 UTC on 31 May is already 1 June in Madrid.
     late = dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.UTC)
-    win(contact, "100", opened=days(-1), won=late)
+    journey(
+        person(
+            at=days(-9),
+            stage="lead",
+            touches=[Touch("email", days(-3))],
+            deals=[Deal("100", opened=days(-1), won=late)],
+        )
+    )
 
     may = attribution(
         AttributionRequest(date_from=dt.date(2026, 5, 1), date_to=dt.date(2026, 5, 31))

@@ -4,7 +4,6 @@ the ROI table draw with the numbers the CLI gives, and the CSV link downloads th
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,30 +11,35 @@ import pytest
 from django.utils import timezone
 
 from embudo.analytics.costs import CostKey, set_cost
-from tests.factories import PASSWORD, make_user
-from tests.factories_attribution import campaign, lead, touch, win
+from tests.factories import make_campaign, make_user
+from tests.journeys import Deal, Touch, journey, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_dashboard_compares_the_models_and_shows_the_roi(live_server: Any, page: Any) -> None:
+def test_dashboard_compares_the_models_and_shows_the_roi(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     now = timezone.now().replace(microsecond=0)
     hour = dt.timedelta(hours=1)
-    spring = campaign("spring-sale")
-    buyer = lead(now - 30 * hour)
-    touch(buyer, "paid_search", now - 40 * hour, spring)
-    touch(buyer, "email", now - 20 * hour)
-    win(buyer, "2000", opened=now - 10 * hour, won=now - 2 * hour)
+    spring = make_campaign("spring-sale")
+    journey(
+        person(
+            at=now - 30 * hour,
+            stage="lead",
+            touches=[
+                Touch("paid_search", now - 40 * hour, spring),
+                Touch("email", now - 20 * hour),
+            ],
+            deals=[Deal("2000", opened=now - 10 * hour, won=now - 2 * hour)],
+        )
+    )
     today = timezone.localdate()
     set_cost(CostKey(spring.pk, "", today, today), Decimal("500"), "EUR")
-    user = make_user("marketing")
     dates = f"from={today - dt.timedelta(days=7)}&to={today}"
 
-    page.goto(f"{live_server.url}/login/?next=/analytics/%3F{dates.replace('&', '%26')}")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/analytics/"))
+    browser_login(make_user("marketing"))
+    page.goto(f"{live_server.url}/analytics/?{dates}")
 
     page.wait_for_selector("#chart-attribution[data-rendered='1'] .main-svg")
     page.wait_for_selector("#chart-roi[data-rendered='1'] .main-svg")

@@ -24,7 +24,8 @@ from embudo.analytics.roi import roi
 from embudo.crm.importing import run_import
 from embudo.deals import actions as deal_actions
 from embudo.demo.seed import DEMO_SEED
-from tests.factories_attribution import T0, campaign, days, lead, touch, win
+from tests.factories import make_campaign
+from tests.journeys import T0, Deal, Touch, days, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def imported(*args: str) -> str:
 
 
 def test_a_good_file_records_each_cost_in_the_reporting_currency(tmp_path: Path) -> None:
-    spring = campaign("spring-sale")
+    spring = make_campaign("spring-sale")
     deal_actions.set_exchange_rate("USD", "0.9")
     path = write(
         tmp_path,
@@ -77,7 +78,7 @@ def test_a_good_file_records_each_cost_in_the_reporting_currency(tmp_path: Path)
 def test_importing_a_corrected_file_again_updates_instead_of_counting_twice(
     tmp_path: Path,
 ) -> None:
-    campaign("spring-sale")
+    make_campaign("spring-sale")
     imported(str(write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,1000\n")))
 
     out = imported(str(write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,1200\n")))
@@ -87,7 +88,7 @@ def test_importing_a_corrected_file_again_updates_instead_of_counting_twice(
 
 
 def test_bad_rows_are_named_by_line_and_column_and_nothing_is_written(tmp_path: Path) -> None:
-    campaign("spring-sale")
+    make_campaign("spring-sale")
     path = write(
         tmp_path,
         "campaign,channel,period,amount,currency\n"
@@ -131,7 +132,7 @@ def test_a_file_without_the_needed_columns_is_refused_before_any_row(tmp_path: P
 
 
 def test_skip_invalid_imports_the_good_rows_and_reports_the_others(tmp_path: Path) -> None:
-    campaign("spring-sale")
+    make_campaign("spring-sale")
     path = write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,10\nnope,2026-03,10\n")
 
     out = imported(str(path), "--skip-invalid")
@@ -144,14 +145,21 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_others(tmp_path: Pat
 
 
 def test_roi_divides_attributed_revenue_by_the_spend_of_the_period(tmp_path: Path) -> None:
-    spring = campaign("spring-sale")
-    brand = campaign("brand", source="newsletter", medium="email")
-    buyer = lead(days(-7.5))
-    touch(buyer, "paid_search", days(-8), spring)
-    touch(buyer, "email", days(-3), brand)
-    win(buyer, "3000", opened=days(-2), won=T0)
-    browser = lead(days(-6))  # a lead from the spring sale that did not buy
-    touch(browser, "paid_search", days(-7), spring)
+    spring = make_campaign("spring-sale")
+    brand = make_campaign("brand", source="newsletter", medium="email")
+    journeys(
+        {
+            "buyer": person(
+                at=days(-7.5),
+                stage="lead",
+                touches=[Touch("paid_search", days(-8), spring), Touch("email", days(-3), brand)],
+                deals=[Deal("3000", opened=days(-2), won=T0)],
+            ),
+            "a lead from the spring sale that did not buy": person(
+                at=days(-6), stage="lead", touches=[Touch("paid_search", days(-7), spring)]
+            ),
+        }
+    )
     imported(
         str(
             write(
@@ -182,7 +190,7 @@ def test_roi_divides_attributed_revenue_by_the_spend_of_the_period(tmp_path: Pat
 
 
 def test_roi_by_channel_puts_campaign_spend_on_the_campaigns_channel(tmp_path: Path) -> None:
-    campaign("spring-sale", source="google", medium="cpc")
+    make_campaign("spring-sale", source="google", medium="cpc")
     imported(
         str(
             write(
@@ -199,7 +207,7 @@ def test_roi_by_channel_puts_campaign_spend_on_the_campaigns_channel(tmp_path: P
 
 
 def test_roi_through_the_cli_and_api(client: Client, logged_in: Any, tmp_path: Path) -> None:
-    campaign("spring-sale")
+    make_campaign("spring-sale")
     imported(str(write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,310\n")))
     logged_in("marketing")
 
@@ -232,10 +240,15 @@ class DemoContext:
 
 
 def test_demo_costs_give_the_roi_report_numbers_and_are_deterministic() -> None:
-    spring = campaign("spring-sale")
-    buyer = lead(days(-9))
-    touch(buyer, "paid_search", days(-10), spring)
-    win(buyer, "3000", opened=days(-2), won=T0)
+    spring = make_campaign("spring-sale")
+    journey(
+        person(
+            at=days(-9),
+            stage="lead",
+            touches=[Touch("paid_search", days(-10), spring)],
+            deals=[Deal("3000", opened=days(-2), won=T0)],
+        )
+    )
     ctx = DemoContext(now=T0)
 
     seed_costs(ctx)
@@ -255,7 +268,7 @@ def test_demo_costs_give_the_roi_report_numbers_and_are_deterministic() -> None:
 def test_admin_fixes_a_figure_and_a_refused_one_keeps_the_old(
     client: Client, logged_in: Any, tmp_path: Path
 ) -> None:
-    spring = campaign("spring-sale")
+    spring = make_campaign("spring-sale")
     imported(str(write(tmp_path, "campaign,period,amount\nspring-sale,2026-03,100\n")))
     cost = Cost.objects.get()
     logged_in("admin")

@@ -14,7 +14,8 @@ from embudo.crm.models import LifecycleTransition
 from embudo.deals import actions
 from embudo.deals.models import Deal, DealStageChange, ExchangeRate, Goal, LostReason, Stage
 from embudo.deals.periods import parse_period
-from tests.factories import journey, make_contact, make_user
+from tests.factories import make_contact, make_user
+from tests.journeys import journey
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +77,7 @@ def test_customer_on_a_new_deal_stays_customer() -> None:
 
 def test_engagement_starts_when_a_contact_became_sql() -> None:
     contact = make_contact(lifecycle_stage="lead", at=days(-30))
-    journey(contact, ("mql", days(-20)), ("sql", days(-12)))
+    journey(contact, stages=[("mql", days(-20)), ("sql", days(-12))])
 
     created = deal(contact_ids=[contact.pk], at=T0)
 

@@ -3,25 +3,15 @@ kept; a lost stage asks for the reason; the plan page draws its funnel; marketin
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from embudo.deals import actions
 from embudo.deals.models import Deal
-from tests.factories import PASSWORD, make_contact, make_user
+from tests.factories import make_contact, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Any, live_server: Any, user: Any, path: str = "/deals/") -> None:
-    page.goto(f"{live_server.url}{path}")
-    assert "/login/" in page.url
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(re.escape(path) + r"$"))
 
 
 def drag(page: Any, card: Any, column: Any) -> None:
@@ -41,13 +31,16 @@ def new_deal(name: str, **data: Any) -> Deal:
     )
 
 
-def test_dragging_a_deal_to_another_stage_is_saved(live_server: Any, page: Any) -> None:
+def test_dragging_a_deal_to_another_stage_is_saved(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     rep = make_user("sales", first_name="Ana", last_name="Ruiz")
     contact = make_contact(lifecycle_stage="sql", owner_id=rep.pk)
     deal = new_deal("Acme expansion", owner_id=rep.pk, contact_ids=[contact.pk])
     new_deal("Globex pilot", owner_id=rep.pk)
 
-    log_in(page, live_server, rep)
+    browser_login(rep)
+    page.goto(f"{live_server.url}/deals/")
     card = page.locator(f'.deal-card[data-deal="{deal.pk}"]')
     proposal = page.get_by_test_id("stage-proposal")
     assert card.locator("xpath=ancestor::section").get_attribute("data-name") == "Qualified"
@@ -64,12 +57,15 @@ def test_dragging_a_deal_to_another_stage_is_saved(live_server: Any, page: Any) 
     assert history == [None, rep.pk]
 
 
-def test_dropping_on_won_makes_the_contacts_customers(live_server: Any, page: Any) -> None:
+def test_dropping_on_won_makes_the_contacts_customers(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     manager = make_user("sales_manager")
     contact = make_contact(lifecycle_stage="sql")
     deal = new_deal("Initech", contact_ids=[contact.pk])
 
-    log_in(page, live_server, manager)
+    browser_login(manager)
+    page.goto(f"{live_server.url}/deals/")
     drag(page, page.locator(f'.deal-card[data-deal="{deal.pk}"]'), page.get_by_test_id("stage-won"))
 
     page.get_by_text("Initech moved to Won.").wait_for()
@@ -78,11 +74,14 @@ def test_dropping_on_won_makes_the_contacts_customers(live_server: Any, page: An
     assert Deal.objects.get(pk=deal.pk).status == "won"
 
 
-def test_dropping_on_lost_asks_why_and_keeps_the_reason(live_server: Any, page: Any) -> None:
+def test_dropping_on_lost_asks_why_and_keeps_the_reason(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     manager = make_user("sales_manager")
     deal = new_deal("Umbrella")
 
-    log_in(page, live_server, manager)
+    browser_login(manager)
+    page.goto(f"{live_server.url}/deals/")
     drag(
         page, page.locator(f'.deal-card[data-deal="{deal.pk}"]'), page.get_by_test_id("stage-lost")
     )
@@ -100,10 +99,12 @@ def test_dropping_on_lost_asks_why_and_keeps_the_reason(live_server: Any, page: 
     )
 
 
-def test_the_plan_page_draws_the_funnel_beside_the_numbers(live_server: Any, page: Any) -> None:
+def test_the_plan_page_draws_the_funnel_beside_the_numbers(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     marketer = make_user("marketing")
 
-    log_in(page, live_server, marketer, "/deals/plan/")
+    browser_login(marketer)
     page.goto(
         f"{live_server.url}/deals/plan/?period=2026-05&revenue=20000&deal_value=2000"
         "&rates=lead:customer%3D0.05"
@@ -117,11 +118,13 @@ def test_the_plan_page_draws_the_funnel_beside_the_numbers(live_server: Any, pag
     assert page.locator("#plan-chart .funnellayer .point").count() >= 2
 
 
-def test_marketing_is_refused_the_deal_pages(live_server: Any, page: Any) -> None:
+def test_marketing_is_refused_the_deal_pages(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     marketer = make_user("marketing")
     deal = new_deal("Secret")
 
-    log_in(page, live_server, marketer, "/deals/plan/")
+    browser_login(marketer)
     for path in ("/deals/", "/deals/list/", f"/deals/{deal.pk}/", "/deals/forecast/"):
         response = page.goto(f"{live_server.url}{path}")
         assert response is not None and response.status == 403, path

@@ -16,8 +16,7 @@ from embudo.scoring.predictive.models import PredictiveModel
 from embudo.segments import actions as segments
 from embudo.segments import queries as segment_queries
 from embudo.tracking.actions import record_events
-from tests.factories import make_contact
-from tests.factories_scoring import event_rule, make_model
+from tests.factories import event_rule, make_contact, make_scoring_model
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +65,7 @@ def test_a_scoring_model_enabled_between_two_batches_scores_the_next_one(
         views(["ana@x.io"])
     assert not ContactScore.objects.filter(contact=ana).exists()
 
-    model = make_model([event_rule("page_view", 10)])
+    model = make_scoring_model([event_rule("page_view", 10)])
     with django_capture_on_commit_callbacks(execute=True):
         views(["ana@x.io"])
 
@@ -77,7 +76,7 @@ def test_a_scoring_model_enabled_between_two_batches_scores_the_next_one(
 def test_a_scoring_model_disabled_between_two_batches_no_longer_scores(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    model = make_model([event_rule("page_view", 10)])
+    model = make_scoring_model([event_rule("page_view", 10)])
     ana = make_contact(email="ana@x.io")
     with django_capture_on_commit_callbacks(execute=True):
         views(["ana@x.io"])

@@ -22,7 +22,8 @@ from embudo.accounts import actions as accounts
 from embudo.crm import actions as crm
 from embudo.crm import exporting
 from embudo.crm.models import Company, Contact, PropertyDefinition
-from tests.factories import journey, make_company, make_contact
+from tests.factories import make_company, make_contact
+from tests.journeys import journey
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def crm_data() -> dict[str, Any]:
         lifecycle_stage="lead",
         at=days(0),
     )
-    journey(ana, ("mql", days(2)), ("lead", days(5)), ("mql", days(9)), ("sql", days(10)))
+    journey(ana, stages=[("mql", days(2)), ("lead", days(5)), ("mql", days(9)), ("sql", days(10))])
     bo = make_contact(
         email="bo@example.com",
         external_id="crm-2",
@@ -81,7 +82,9 @@ def crm_data() -> dict[str, Any]:
         lifecycle_stage="subscriber",
         at=days(1),
     )
-    journey(bo, ("lead", days(3)), ("mql", days(4)), ("lead", days(6)))  # recycled back to lead
+    journey(
+        bo, stages=[("lead", days(3)), ("mql", days(4)), ("lead", days(6))]
+    )  # recycled back to lead
     make_contact(email=None, first_name="Anonymous", last_name="Visitor", at=days(2))
     return {"maria": maria, "ana": ana, "bo": bo, "acme": acme}
 

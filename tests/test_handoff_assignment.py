@@ -13,16 +13,26 @@ from freezegun import freeze_time
 
 from embudo.crm import actions as crm
 from embudo.crm.importing import ImportOptions, run_import
-from embudo.crm.models import Contact
+from embudo.crm.models import Contact, TransitionCause
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, Notification
-from tests.factories import make_company, make_contact, make_user
-from tests.factories_handoff import make_mql, make_policy, make_reason, make_rule, make_team
+from tests.factories import (
+    make_assignment_rule,
+    make_company,
+    make_contact,
+    make_policy,
+    make_reason,
+    make_team,
+    make_user,
+)
+from tests.journeys import journey, person
 
 pytestmark = pytest.mark.django_db
 
 # A Wednesday, 11:00 in Madrid.
 WORKDAY = "2026-03-04 10:00:00"
+# A lead that the scoring rule makes an MQL now.
+SCORED_MQL = person(stage="lead", stages=[("mql", None, TransitionCause.RULE)])
 
 
 def mqls(n: int, **kwargs: Any) -> list[int]:
@@ -32,7 +42,7 @@ def mqls(n: int, **kwargs: Any) -> list[int]:
 @freeze_time(WORKDAY)
 def test_round_robin_shares_leads_evenly_and_continues_where_it_stopped() -> None:
     team, reps = make_team(reps=3)
-    make_rule(team)
+    make_assignment_rule(team)
     first = actions.hand_off(mqls(7))
     second = actions.hand_off(mqls(5))
     counts = Counter(h.owner_id for h in [*first, *second])
@@ -46,7 +56,7 @@ def test_round_robin_shares_leads_evenly_and_continues_where_it_stopped() -> Non
 @freeze_time(WORKDAY)
 def test_a_rep_at_capacity_gets_no_more_and_the_rest_wait_in_the_queue() -> None:
     team, (ana, ben) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     actions.set_availability(ana, {"capacity": 1})
     actions.set_availability(ben, {"capacity": 2})
     handoffs = actions.hand_off(mqls(5))
@@ -59,7 +69,7 @@ def test_a_rep_at_capacity_gets_no_more_and_the_rest_wait_in_the_queue() -> None
 @freeze_time(WORKDAY)
 def test_nobody_on_holiday_or_off_hours_receives_leads() -> None:
     team, (away, night_owl, present) = make_team(reps=3)
-    make_rule(team)
+    make_assignment_rule(team)
     actions.set_availability(
         away, {"away_from": dt.date(2026, 3, 1), "away_until": dt.date(2026, 3, 10)}
     )
@@ -76,7 +86,7 @@ def test_nobody_on_holiday_or_off_hours_receives_leads() -> None:
 def test_on_a_day_off_the_leads_go_to_the_queue_and_the_managers_hear_of_it() -> None:
     manager = make_user("sales_manager")
     team, reps = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     for rep in reps:  # Monday to Friday (a rep without settings takes leads any day)
         actions.set_availability(rep, {"weekdays": [0, 1, 2, 3, 4]})
     [handoff] = actions.hand_off(mqls(1))
@@ -99,8 +109,8 @@ def test_no_rule_matching_sends_the_lead_to_the_queue() -> None:
 def test_territory_routing_by_company_country_then_a_catch_all_team() -> None:
     iberia, (rep_es,) = make_team("Iberia", reps=1)
     rest, (rep_world,) = make_team("World", reps=1)
-    make_rule(iberia, countries=["Spain", "Portugal"], position=1)
-    make_rule(rest, position=2)
+    make_assignment_rule(iberia, countries=["Spain", "Portugal"], position=1)
+    make_assignment_rule(rest, position=2)
     spanish = make_contact(lifecycle_stage="mql", company_id=make_company(country="spain").pk)
     french = make_contact(lifecycle_stage="mql", company_id=make_company(country="France").pk)
     handoffs = {h.contact_id: h for h in actions.hand_off([spanish.pk, french.pk])}
@@ -112,12 +122,12 @@ def test_territory_routing_by_company_country_then_a_catch_all_team() -> None:
 def test_condition_routing_with_the_segments_language() -> None:
     enterprise, (big_rep,) = make_team("Enterprise", reps=1)
     smb, (small_rep,) = make_team("SMB", reps=1)
-    make_rule(
+    make_assignment_rule(
         enterprise,
         condition={"field": "company.employees", "op": "gte", "value": 1000},
         position=1,
     )
-    make_rule(smb, position=2)
+    make_assignment_rule(smb, position=2)
     big = make_contact(lifecycle_stage="mql", company_id=make_company(employees=5000).pk)
     small = make_contact(lifecycle_stage="mql", company_id=make_company(employees=12).pk)
     handoffs = {h.contact_id: h.owner_id for h in actions.hand_off([big.pk, small.pk])}
@@ -129,17 +139,17 @@ def test_a_rule_with_a_bad_condition_is_refused_naming_the_problem() -> None:
     from embudo.crm.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as failed:
-        make_rule(team, condition={"field": "no_such_field", "op": "eq", "value": 1})
+        make_assignment_rule(team, condition={"field": "no_such_field", "op": "eq", "value": 1})
     assert "condition" in failed.value.errors
 
 
 @freeze_time(WORKDAY)
 def test_becoming_an_mql_hands_off_once_committed(django_capture_on_commit_callbacks: Any) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy()
     with django_capture_on_commit_callbacks(execute=True):
-        contact = make_mql()
+        contact = journey(SCORED_MQL)
     [handoff] = Handoff.objects.filter(contact=contact)
     contact.refresh_from_db()
     assert handoff.owner_id == rep.pk and contact.owner_id == rep.pk
@@ -156,7 +166,7 @@ def test_an_import_that_qualifies_mqls_hands_them_all_off(
     tmp_path: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
     team, reps = make_team(reps=4)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy()
     path = tmp_path / "mqls.csv"
     lines = ["email,first_name,lifecycle_stage"]
@@ -177,7 +187,7 @@ def test_a_dry_run_import_hands_off_nothing(
     tmp_path: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
     team, _ = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     path = tmp_path / "mqls.csv"
     path.write_text("email,lifecycle_stage\nx@example.com,mql\n")
     with django_capture_on_commit_callbacks(execute=True):
@@ -189,11 +199,11 @@ def test_a_recycled_lead_becomes_an_mql_again_and_is_handed_off_again(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     not_now = make_reason("Not now", verdict="recycled")
     with freeze_time(WORKDAY):
         with django_capture_on_commit_callbacks(execute=True):
-            contact = make_mql()
+            contact = journey(SCORED_MQL)
         actions.record_feedback(contact, "recycled", reason=not_now, actor=rep)
     contact.refresh_from_db()
     assert contact.lifecycle_stage == "lead" and contact.lead_status == "recycled"
@@ -209,7 +219,7 @@ def test_a_recycled_lead_becomes_an_mql_again_and_is_handed_off_again(
 @freeze_time(WORKDAY)
 def test_a_departing_rep_s_open_leads_go_to_colleagues() -> None:
     team, (leaving, staying) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     actions.hand_off(mqls(4))
     moved = actions.release_leads(leaving)
     assert moved == 2
@@ -220,7 +230,7 @@ def test_a_departing_rep_s_open_leads_go_to_colleagues() -> None:
 @freeze_time(WORKDAY)
 def test_manual_reassignment_moves_the_lead_and_keeps_the_clock() -> None:
     team, (ana, ben) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy()
     [handoff] = actions.hand_off(mqls(1))
     due = handoff.first_touch_due

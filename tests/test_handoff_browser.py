@@ -14,25 +14,24 @@ from embudo.crm import actions as crm
 from embudo.crm.models import Contact
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, MarketingCommitment
-from tests.factories import PASSWORD, make_company, make_contact, make_user
-from tests.factories_handoff import make_policy, make_reason, make_rule, make_team
+from tests.factories import (
+    make_assignment_rule,
+    make_company,
+    make_contact,
+    make_policy,
+    make_reason,
+    make_team,
+    make_user,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in(page: Any, live_server: Any, user: Any, path: str) -> None:
-    page.goto(f"{live_server.url}{path}")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(re.escape(path) + "$"))
-
-
 def test_a_rep_works_the_inbox_in_due_order_with_one_click_verdicts(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, browser_login: Any
 ) -> None:
     team, (rep,) = make_team(reps=1, first_name="Rita")
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy(first_touch_minutes=24 * 60 * 5)
     make_reason("Bad fit", bad_fit=True)
     acme = make_company(name="Acme Robotics")
@@ -45,7 +44,8 @@ def test_a_rep_works_the_inbox_in_due_order_with_one_click_verdicts(
     actions.hand_off([late.pk])
     crm.log_activity(early, {"kind": "note", "subject": "Asked for pricing"})
 
-    log_in(page, live_server, rep, "/leads/")
+    browser_login(rep)
+    page.goto(f"{live_server.url}/leads/")
     rows = page.get_by_test_id("lead-row")
     assert rows.count() == 2
     # Handed off a day earlier, Elena is due first.
@@ -70,11 +70,11 @@ def test_a_rep_works_the_inbox_in_due_order_with_one_click_verdicts(
 
 
 def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, browser_login: Any
 ) -> None:
     manager = make_user("sales_manager", first_name="Sofía")
     team, (ana, _ben) = make_team(reps=2)
-    make_rule(team, countries=["Spain"])
+    make_assignment_rule(team, countries=["Spain"])
     make_policy()
     spanish = make_company(country="Spain")
     for _ in range(2):
@@ -82,7 +82,8 @@ def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
     orphan = make_contact(first_name="Olga", last_name="Orphan", lifecycle_stage="mql")
     actions.hand_off([orphan.pk])
 
-    log_in(page, live_server, manager, "/leads/")
+    browser_login(manager)
+    page.goto(f"{live_server.url}/leads/")
     assert page.get_by_test_id("lead-row").count() == 3
     assert "Queue" in page.get_by_test_id("inbox").inner_text()
     page.locator("select[name=owner]").first.select_option("queue")
@@ -104,13 +105,16 @@ def test_the_manager_sees_the_team_and_the_queue_and_the_sla_page(
     page.screenshot(path="/tmp/handoff-sla.png", full_page=True)
 
 
-def test_the_sla_page_in_spanish_for_marketing(live_server: Any, page: Any) -> None:
+def test_the_sla_page_in_spanish_for_marketing(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     marketer = make_user("marketing")
     this_month = timezone.localdate().replace(day=1)
     actions.save_setting(
         MarketingCommitment(period_kind="month", period_start=this_month, mql_volume=500)
     )
-    log_in(page, live_server, marketer, "/leads/sla/")
+    browser_login(marketer)
+    page.goto(f"{live_server.url}/leads/sla/")
     page.get_by_role("button", name="ES").click()
     page.wait_for_load_state()
     assert "Acuerdo de nivel de servicio" in page.locator("h1").inner_text()

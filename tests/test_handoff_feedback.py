@@ -16,8 +16,14 @@ from embudo.crm.models import Contact
 from embudo.handoff import actions
 from embudo.handoff.models import Feedback, Handoff, MarketingCommitment, SlaPolicy
 from embudo.scoring.predictive import features
-from tests.factories import make_contact, make_user
-from tests.factories_handoff import make_hours, make_reason, make_rule, make_team
+from tests.factories import (
+    make_assignment_rule,
+    make_contact,
+    make_hours,
+    make_reason,
+    make_team,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -189,7 +195,7 @@ def test_feedback_errors_are_422_with_the_field(
 
 def test_a_rep_cannot_judge_another_rep_s_lead(client: Client, logged_in: Any) -> None:
     team, (other,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     contact = handed_off()
     assert contact.owner_id == other.pk
     logged_in("sales")
@@ -300,7 +306,7 @@ def test_hours_in_use_by_a_policy_cannot_be_deleted(client: Client, logged_in: A
 @freeze_time("2026-03-04 10:00:00")
 def test_the_inbox_api_for_a_rep_and_a_manager(client: Client, logged_in: Any) -> None:
     team, (ana, ben) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     actions.hand_off([make_contact(lifecycle_stage="mql").pk for _ in range(4)])
     client.force_login(ana)
     mine = call(client, "get", "/api/v1/handoffs?owner=me").json()

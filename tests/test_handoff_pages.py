@@ -10,8 +10,7 @@ from django.test import Client
 
 from embudo.handoff import actions
 from embudo.handoff.models import BusinessHours, Notification, SlaPolicy
-from tests.factories import make_contact
-from tests.factories_handoff import make_hours, make_rule, make_team
+from tests.factories import make_assignment_rule, make_contact, make_hours, make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +70,7 @@ def test_a_reject_without_a_reason_from_the_inbox_says_why_and_changes_nothing(
     client: Client,
 ) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     contact = make_contact(lifecycle_stage="mql")
     [handoff] = actions.hand_off([contact.pk])
     client.force_login(rep)
@@ -85,7 +84,7 @@ def test_a_reject_without_a_reason_from_the_inbox_says_why_and_changes_nothing(
 
 def test_notifications_page_lists_and_marks_read(client: Client) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     actions.hand_off([make_contact(lifecycle_stage="mql", first_name="Nora").pk])
     client.force_login(rep)
     page = client.get("/leads/notifications/")

@@ -16,8 +16,14 @@ from freezegun import freeze_time
 from embudo.crm import actions as crm
 from embudo.handoff import actions, reports
 from embudo.handoff.models import Handoff, MarketingCommitment
-from tests.factories import make_company, make_contact
-from tests.factories_handoff import make_policy, make_reason, make_rule, make_team
+from tests.factories import (
+    make_assignment_rule,
+    make_company,
+    make_contact,
+    make_policy,
+    make_reason,
+    make_team,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +40,7 @@ def touch(contact: Any, when: str) -> None:
 def month() -> dict[str, Any]:
     """Four MQLs handed off to Ana and Ben in turn; Ana answers fast, Ben late or never."""
     team, (ana, ben) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy(first_touch_minutes=60, decision_minutes=600)
     bad_fit = make_reason("Bad fit", bad_fit=True)
     sources = ["google", "linkedin", "google", "linkedin"]
@@ -174,9 +180,9 @@ def test_the_sla_report_needs_a_role(client: Client) -> None:
 @freeze_time(HANDOFF_AT)
 def test_verdicts_by_the_fit_rules_that_counted_and_by_score_band() -> None:
     from embudo.scoring import actions as scoring
-    from tests.factories_scoring import fit_rule, make_model
+    from tests.factories import fit_rule, make_scoring_model
 
-    model = make_model(
+    model = make_scoring_model(
         [fit_rule("job_title", "contains", "Student", 30, name="Title says student")],
         mql_total=1000,
     )

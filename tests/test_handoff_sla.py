@@ -14,18 +14,24 @@ from django_tasks_db.models import DBTaskResult
 from freezegun import freeze_time
 
 from embudo.crm import actions as crm
+from embudo.crm.models import TransitionCause
 from embudo.deals import actions as deals
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, Notification
 from embudo.handoff.tasks import check_deadline, mail_notifications
 from tests.embudo_processes import MailSink
-from tests.factories import make_user
-from tests.factories_handoff import make_mql, make_policy, make_rule, make_team
+from tests.factories import make_assignment_rule, make_policy, make_team, make_user
+from tests.journeys import Person, journey, person
 
 pytestmark = pytest.mark.django_db
 
 WEDNESDAY_11 = "2026-03-04 10:00:00"  # 11:00 in Madrid
 UTC = dt.UTC
+
+
+def scored_mql(**fields: Any) -> Person:
+    """A lead that the scoring rule makes an MQL now."""
+    return person(stage="lead", stages=[("mql", None, TransitionCause.RULE)], **fields)
 
 
 @pytest.fixture
@@ -55,10 +61,10 @@ def desk(django_capture_on_commit_callbacks: Any) -> dict[str, Any]:
     manager = make_user("sales_manager", first_name="Marta")
     team, (rep,) = make_team(reps=1)
     deals.set_team(manager, team)
-    make_rule(team)
+    make_assignment_rule(team)
     policy = make_policy(first_touch_minutes=60, decision_minutes=4 * 60)
     with freeze_time(WEDNESDAY_11), django_capture_on_commit_callbacks(execute=True):
-        contact = make_mql(first_name="Lucía", last_name="Vega")
+        contact = journey(scored_mql(first_name="Lucía", last_name="Vega"))
     return {
         "manager": manager,
         "rep": rep,
@@ -159,10 +165,10 @@ def test_the_policy_may_reassign_a_breached_lead_to_another_rep(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     team, (ana, ben) = make_team(reps=2)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy(first_touch_minutes=30, reassign_on_breach=True)
     with freeze_time(WEDNESDAY_11), django_capture_on_commit_callbacks(execute=True):
-        contact = make_mql()
+        contact = journey(scored_mql())
     first = Handoff.objects.get(contact=contact)
     with freeze_time("2026-03-04 10:30:00"), django_capture_on_commit_callbacks(execute=True):
         actions.breach_due([first.pk], "first_touch")

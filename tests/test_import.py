@@ -27,7 +27,8 @@ from embudo.crm.models import (
     LifecycleTransition,
     PropertyDefinition,
 )
-from tests.factories import journey, make_company, make_contact
+from tests.factories import make_company, make_contact
+from tests.journeys import journey
 
 pytestmark = pytest.mark.django_db
 
@@ -343,7 +344,7 @@ def test_a_stage_without_dates_starts_at_creation_and_contact_ends_in_the_given_
 
 def test_stage_dates_join_an_existing_contacts_history(tmp_path: Path) -> None:
     contact = make_contact(email="ana@example.com", lifecycle_stage="lead", at=T0)
-    journey(contact, ("mql", T0 + dt.timedelta(days=3)))
+    journey(contact, stages=[("mql", T0 + dt.timedelta(days=3))])
     path = write(
         tmp_path,
         "email,became_lead_at,became_sql_at\nana@example.com,2024-01-05T09:00:00+00:00,2024-02-01\n",

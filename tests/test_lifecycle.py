@@ -9,7 +9,8 @@ import pytest
 from embudo.crm import actions as crm
 from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Activity, Contact, LifecycleTransition, TransitionCause
-from tests.factories import journey, make_contact, make_user
+from tests.factories import make_contact, make_user
+from tests.journeys import journey
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,9 @@ def test_new_contact_records_its_first_stage_with_cause() -> None:
 def test_recycled_contact_keeps_every_move_in_order() -> None:
     contact = make_contact(lifecycle_stage="lead", at=T0)
 
-    journey(contact, ("mql", days(1)), ("lead", days(3)), ("mql", days(9)), ("sql", days(10)))
+    journey(
+        contact, stages=[("mql", days(1)), ("lead", days(3)), ("mql", days(9)), ("sql", days(10))]
+    )
 
     moves = [(t.from_stage, t.to_stage) for t in contact.transitions.order_by("changed_at")]
     assert moves == [
@@ -90,7 +93,7 @@ def test_merge_moves_history_and_activities_and_fills_blanks() -> None:
     duplicate = make_contact(
         email=None, external_id="crm-7", phone="+34 600 000 000", lifecycle_stage="lead", at=days(1)
     )
-    journey(duplicate, ("mql", days(2)), ("sql", days(4)))
+    journey(duplicate, stages=[("mql", days(2)), ("sql", days(4))])
     crm.log_activity(duplicate, {"kind": "call", "subject": "Intro call"})
 
     merged = crm.merge_contacts(primary, duplicate)

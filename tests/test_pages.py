@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def login(client: Client, user: Any) -> Any:
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)  # the login form has its own tests below
     return user
 
 
@@ -30,6 +30,19 @@ def test_pages_send_anonymous_visitors_to_the_login_form(client: Client) -> None
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/analytics/", "/deals/", "/deals/plan/", "/leads/", "/scoring/", "/scoring/predictive/"],
+)
+def test_other_apps_pages_send_anonymous_visitors_to_the_login_form(
+    client: Client, url: str
+) -> None:
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
 
 
 def test_login_form_logs_a_user_in_and_lands_on_the_contacts_list(client: Client) -> None:

@@ -13,16 +13,6 @@ from tests.factories import PASSWORD, make_company, make_contact, make_user
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in(page: Any, live_server: Any, user: Any) -> None:
-    page.goto(f"{live_server.url}/contacts/")
-    # Not logged in yet: the contacts page sends the browser to the login form.
-    assert "/login/" in page.url
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/contacts/$"))
-
-
 def test_log_in_search_and_open_a_contacts_timeline(live_server: Any, page: Any) -> None:
     user = make_user("marketing", first_name="Marta", last_name="Ruiz")
     company = make_company(name="Acme Robotics")
@@ -32,7 +22,13 @@ def test_log_in_search_and_open_a_contacts_timeline(live_server: Any, page: Any)
     make_contact(first_name="Bruno", last_name="Díaz")
     crm.log_activity(valeria, {"kind": "call", "subject": "Discovery call", "body": "Budget ok"})
 
-    log_in(page, live_server, user)
+    page.goto(f"{live_server.url}/contacts/")
+    # Not logged in yet: the contacts page sends the browser to the login form.
+    assert "/login/" in page.url
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/contacts/$"))
     assert page.locator(".who-name").inner_text() == "Marta Ruiz"
     rows = page.locator("table.table tbody tr")
     assert rows.count() == 2
@@ -50,11 +46,13 @@ def test_log_in_search_and_open_a_contacts_timeline(live_server: Any, page: Any)
     assert "Entered as Lead" in timeline.inner_text()
 
 
-def test_change_a_contacts_stage_and_see_it_in_the_history(live_server: Any, page: Any) -> None:
+def test_change_a_contacts_stage_and_see_it_in_the_history(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     manager = make_user("sales_manager", first_name="Elena", last_name="Ortega")
     contact = make_contact(first_name="Irene", last_name="Soto", lifecycle_stage="mql")
 
-    log_in(page, live_server, manager)
+    browser_login(manager)
     page.goto(f"{live_server.url}/contacts/{contact.pk}/")
     page.get_by_label("New stage").select_option("sql")
     page.get_by_label("Reason").fill("Budget confirmed")
@@ -70,11 +68,11 @@ def test_change_a_contacts_stage_and_see_it_in_the_history(live_server: Any, pag
     assert contact.lifecycle_stage == "sql"
 
 
-def test_log_a_task_with_a_due_date(live_server: Any, page: Any) -> None:
+def test_log_a_task_with_a_due_date(live_server: Any, page: Any, browser_login: Any) -> None:
     rep = make_user("sales")
     contact = make_contact(owner_id=rep.pk)
 
-    log_in(page, live_server, rep)
+    browser_login(rep)
     page.goto(f"{live_server.url}/contacts/{contact.pk}/")
     due = page.get_by_label("Due date")
     assert not due.is_visible()  # only tasks have a due date
@@ -89,9 +87,10 @@ def test_log_a_task_with_a_due_date(live_server: Any, page: Any) -> None:
     assert "Send proposal" in entry and "Due" in entry
 
 
-def test_switch_to_spanish_and_back(live_server: Any, page: Any) -> None:
+def test_switch_to_spanish_and_back(live_server: Any, page: Any, browser_login: Any) -> None:
     make_contact(lifecycle_stage="customer")
-    log_in(page, live_server, make_user("admin"))
+    browser_login(make_user("admin"))
+    page.goto(f"{live_server.url}/contacts/")
 
     page.get_by_role("button", name="ES", exact=True).click()
     page.wait_for_load_state()
@@ -108,8 +107,9 @@ def test_switch_to_spanish_and_back(live_server: Any, page: Any) -> None:
     assert page.get_by_role("heading", name="Contacts").is_visible()
 
 
-def test_log_out_ends_the_session(live_server: Any, page: Any) -> None:
-    log_in(page, live_server, make_user("sales"))
+def test_log_out_ends_the_session(live_server: Any, page: Any, browser_login: Any) -> None:
+    browser_login(make_user("sales"))
+    page.goto(f"{live_server.url}/contacts/")
 
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/login/"))

@@ -18,9 +18,17 @@ from embudo.handoff.models import Handoff
 from embudo.scoring import engine
 from embudo.segments import actions as segments
 from embudo.segments import queries as segment_queries
-from tests.factories import make_contact, make_user
-from tests.factories_handoff import make_policy, make_rule, make_team
-from tests.factories_scoring import did, event_rule, fit_rule, make_model
+from tests.factories import (
+    event_rule,
+    fit_rule,
+    make_assignment_rule,
+    make_contact,
+    make_policy,
+    make_scoring_model,
+    make_team,
+    make_user,
+)
+from tests.journeys import Event, journey
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +72,7 @@ def test_the_reactions_run_in_the_written_order() -> None:
 def test_a_persona_on_a_score_follows_the_event_that_raises_the_score(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    model = make_model([event_rule("demo_request", 15)])
+    model = make_scoring_model([event_rule("demo_request", 15)])
     segments.create_persona(
         {
             "name": "Engaged",
@@ -75,7 +83,7 @@ def test_a_persona_on_a_score_follows_the_event_that_raises_the_score(
     assert segment_queries.persona_of(contact) is None
 
     with django_capture_on_commit_callbacks(execute=True):
-        did(contact, "demo_request", T0)
+        journey(contact, events=[Event("demo_request", T0)])
 
     persona = segment_queries.persona_of(contact)
     assert persona is not None and persona.name == "Engaged"
@@ -86,9 +94,9 @@ def test_an_event_that_makes_an_mql_rescores_it_once_and_hands_it_off(
     django_capture_on_commit_callbacks: Any, rescored: list[list[int]]
 ) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy()
-    make_model(
+    make_scoring_model(
         [fit_rule("job_title", "eq", "Director", 30), event_rule("demo_request", 20)],
         mql_fit=30,
         mql_engagement=15,
@@ -97,7 +105,7 @@ def test_an_event_that_makes_an_mql_rescores_it_once_and_hands_it_off(
     rescored.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        did(contact, "demo_request", T0)
+        journey(contact, events=[Event("demo_request", T0)])
 
     contact.refresh_from_db()
     assert contact.lifecycle_stage == "mql"
@@ -111,9 +119,9 @@ def test_an_event_that_makes_an_mql_rescores_it_once_and_hands_it_off(
 @freeze_time(T0)
 def test_the_whole_chain_runs_once_on_real_commits(rescored: list[list[int]]) -> None:
     team, (rep,) = make_team(reps=1)
-    make_rule(team)
+    make_assignment_rule(team)
     make_policy()
-    make_model(
+    make_scoring_model(
         [fit_rule("job_title", "eq", "Director", 30), event_rule("demo_request", 20)],
         mql_fit=30,
         mql_engagement=15,
@@ -121,7 +129,7 @@ def test_the_whole_chain_runs_once_on_real_commits(rescored: list[list[int]]) ->
     contact = make_contact(job_title="Director", lifecycle_stage="lead")
     rescored.clear()
 
-    did(contact, "demo_request", T0)
+    journey(contact, events=[Event("demo_request", T0)])
 
     contact.refresh_from_db()
     assert (contact.lifecycle_stage, contact.owner_id) == ("mql", rep.pk)
@@ -132,7 +140,7 @@ def test_the_whole_chain_runs_once_on_real_commits(rescored: list[list[int]]) ->
 def test_an_owner_change_rescores_only_when_a_rule_reads_the_owner(
     django_capture_on_commit_callbacks: Any, rescored: list[list[int]]
 ) -> None:
-    make_model([fit_rule("job_title", "eq", "Director", 30)])
+    make_scoring_model([fit_rule("job_title", "eq", "Director", 30)])
     contact = make_contact(job_title="Director")
     rep = make_user("sales")
     rescored.clear()
@@ -141,7 +149,7 @@ def test_an_owner_change_rescores_only_when_a_rule_reads_the_owner(
         crm.update_contact(contact, {"owner_id": rep.pk})
     assert rescored == []
 
-    make_model([fit_rule("owner", "eq", rep.get_username(), 5)])
+    make_scoring_model([fit_rule("owner", "eq", rep.get_username(), 5)])
     other = make_user("sales")
     with django_capture_on_commit_callbacks(execute=True):
         crm.update_contact(contact, {"owner_id": other.pk})

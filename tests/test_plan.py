@@ -14,7 +14,8 @@ from django.core.management import CommandError, call_command
 from embudo.deals import actions
 from embudo.deals.periods import parse_period
 from embudo.deals.planner import PlanError, PlanRequest, make_plan, measure_rates, parse_rate
-from tests.factories import journey, make_contact
+from tests.factories import make_contact
+from tests.journeys import StageStep, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -194,10 +195,8 @@ def test_the_deal_value_is_measured_as_the_mean_won_deal() -> None:
 # -- rates measured by cohort -------------------------------------------------------------------
 
 
-def _cohort(n: int, *steps: tuple[str, dt.datetime], start: dt.datetime) -> None:
-    for _ in range(n):
-        contact = make_contact(lifecycle_stage="lead", at=start)
-        journey(contact, *steps)
+def _cohort(n: int, *steps: StageStep, start: dt.datetime) -> None:
+    journeys({f"lead {i}": person(at=start, stage="lead", stages=steps) for i in range(n)})
 
 
 def test_rates_are_measured_by_cohort_with_their_sample_size() -> None:
@@ -219,12 +218,21 @@ def test_rates_are_measured_by_cohort_with_their_sample_size() -> None:
 
 def test_skipped_stages_count_as_reached_and_recycling_counts_once() -> None:
     start = at(1, 2)
-    skipper = make_contact(lifecycle_stage="lead", at=start)
-    journey(skipper, ("sql", at(5, 2)))  # never an MQL: reached MQL's next stage anyway
-    recycled = make_contact(lifecycle_stage="lead", at=start)
-    journey(recycled, ("mql", at(3, 2)), ("lead", at(8, 2)), ("mql", at(12, 2)))
-    fell_back = make_contact(lifecycle_stage="mql", at=at(1, 1))
-    journey(fell_back, ("sql", at(2, 1)), ("mql", at(9, 2)))  # its SQL came before this cohort
+    journeys(
+        {
+            # Never an MQL: reached MQL's next stage anyway.
+            "skipper": person(at=start, stage="lead", stages=[("sql", at(5, 2))]),
+            "recycled": person(
+                at=start,
+                stage="lead",
+                stages=[("mql", at(3, 2)), ("lead", at(8, 2)), ("mql", at(12, 2))],
+            ),
+            # Its SQL came before this cohort.
+            "fell back": person(
+                at=at(1, 1), stage="mql", stages=[("sql", at(2, 1)), ("mql", at(9, 2))]
+            ),
+        }
+    )
 
     rates = measure_rates(at(1, 2), AS_OF)
 
@@ -278,11 +286,16 @@ def test_too_little_data_falls_back_to_all_history_then_asks_for_a_rate() -> Non
     # 18 leads two years ago, 6 of them became MQLs; 2 leads in the window, none converted.
     for _ in range(12):
         make_contact(lifecycle_stage="lead", at=dt.datetime(2024, 2, 1, tzinfo=dt.UTC))
-    for i in range(6):
-        journey(
-            make_contact(lifecycle_stage="lead", at=dt.datetime(2024, 2, 1, tzinfo=dt.UTC)),
-            ("mql", dt.datetime(2024, 2, 10 + i, tzinfo=dt.UTC)),
-        )
+    journeys(
+        {
+            f"mql {i}": person(
+                at=dt.datetime(2024, 2, 1, tzinfo=dt.UTC),
+                stage="lead",
+                stages=[("mql", dt.datetime(2024, 2, 10 + i, tzinfo=dt.UTC))],
+            )
+            for i in range(6)
+        }
+    )
     _cohort(2, start=at(1, 2))
 
     result = plan(

@@ -21,8 +21,8 @@ from embudo.crm.models import Contact
 from embudo.scoring.predictive import actions, features, queries
 from embudo.scoring.predictive.models import Prediction, PredictiveModel, PredictiveSettings
 from embudo.segments.conditions import compile_condition
-from tests.factories import journey, make_contact
-from tests.factories_scoring import did
+from tests.factories import make_contact
+from tests.journeys import Event, Person, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def world(count: int = 80, *, seed: int = 7, leak: bool = False) -> list[Contact
     if leak:
         crm.define_property("contact", "closed_reason", "text")
     rng = np.random.default_rng(seed)
-    made = []
+    people: dict[str, Person] = {}
     for i in range(count):
         won = i % 2 == 0
         seats = float(rng.normal(60 if won else 30, 15))
@@ -47,14 +47,15 @@ def world(count: int = 80, *, seed: int = 7, leak: bool = False) -> list[Contact
         if leak and won:
             properties["closed_reason"] = "signed"
         source = str(rng.choice(["event", "ads"], p=[0.7, 0.3] if won else [0.3, 0.7]))
-        contact = make_contact(properties=properties, original_source=source)
-        journey(
-            contact,
-            ("lead", T0),
-            ("customer" if won else "disqualified", T0 + dt.timedelta(days=20)),
+        people[f"contact {i}"] = person(
+            properties=properties,
+            original_source=source,
+            stages=[
+                ("lead", T0),
+                ("customer" if won else "disqualified", T0 + dt.timedelta(days=20)),
+            ],
         )
-        made.append(contact)
-    return made
+    return list(journeys(people).values())
 
 
 def open_contact(**properties: Any) -> Contact:
@@ -136,13 +137,19 @@ def test_cli_train_refusal_exits_with_the_message() -> None:
 
 
 def test_behaviour_is_counted_only_before_the_outcome() -> None:
-    contact = make_contact(lifecycle_stage="lead")
     converted = T0 + dt.timedelta(days=10)
-    did(contact, "page_view", T0 + dt.timedelta(days=2), times=2)
-    did(contact, "page_view", T0 + dt.timedelta(days=9), times=1)
-    did(contact, "page_view", T0 + dt.timedelta(days=11), times=5)  # after: must not count
-    did(contact, "demo_request", T0 + dt.timedelta(days=12))  # only after
-    journey(contact, ("customer", converted))
+    contact = journey(
+        person(
+            stage="lead",
+            events=[
+                Event("page_view", T0 + dt.timedelta(days=2), times=2),
+                Event("page_view", T0 + dt.timedelta(days=9), times=1),
+                Event("page_view", T0 + dt.timedelta(days=11), times=5),  # after: must not count
+                Event("demo_request", T0 + dt.timedelta(days=12)),  # only after
+            ],
+            stages=[("customer", converted)],
+        )
+    )
 
     data = features.outcomes()
     assert data.contact_ids.tolist() == [contact.pk]
@@ -294,10 +301,10 @@ def test_report_shows_held_out_figures_and_deciles() -> None:
 
 def test_report_validates_the_rule_based_scores_and_their_mql_threshold() -> None:
     from embudo.scoring import actions as scoring
-    from tests.factories_scoring import fit_rule, make_model
+    from tests.factories import fit_rule, make_scoring_model
 
     world()
-    model = make_model(
+    model = make_scoring_model(
         [fit_rule("property.segment", "eq", "enterprise", 50)], mql_total=40, name="Main"
     )
     scoring.rescore_model(model)
@@ -386,10 +393,15 @@ def test_company_fields_and_properties_are_read_through_the_contacts_company() -
     crm.define_property("company", "tier", "text")
     big = make_company(industry="Software", employees=900, properties={"tier": "gold"})
     small = make_company(industry="Retail", employees=12, properties={"tier": "bronze"})
-    for i in range(40):
-        company = big if i % 2 == 0 else small
-        contact = make_contact(company_id=company.pk)
-        journey(contact, ("customer" if i % 2 == 0 else "disqualified", T0))
+    journeys(
+        {
+            f"contact {i}": person(
+                company=big if i % 2 == 0 else small,
+                stages=[("customer" if i % 2 == 0 else "disqualified", T0)],
+            )
+            for i in range(40)
+        }
+    )
 
     data = features.outcomes()
     spec = features.build_spec(data.contact_ids, data.at)

@@ -8,23 +8,14 @@ from typing import Any
 import pytest
 
 from embudo.scoring.predictive import actions
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
 from tests.test_predictive import open_contact, world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in(page: Any, live_server: Any, user: Any, then: str) -> None:
-    page.goto(f"{live_server.url}{then}")
-    assert "/login/" in page.url
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(re.escape(then) + "$"))
-
-
 def test_the_model_page_shows_figures_flags_and_the_contact_its_reasons(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, browser_login: Any
 ) -> None:
     world(leak=True)
     lead = open_contact(seats=90, segment="enterprise")
@@ -32,7 +23,8 @@ def test_the_model_page_shows_figures_flags_and_the_contact_its_reasons(
     assert result.ok
     admin = make_user("admin")
 
-    log_in(page, live_server, admin, "/scoring/predictive/")
+    browser_login(admin)
+    page.goto(f"{live_server.url}/scoring/predictive/")
     assert page.get_by_role("link", name="Model").count() == 1
     auc = float(page.get_by_test_id("auc").inner_text())
     assert auc == pytest.approx(result.metrics["holdout"]["auc"], abs=0.001)

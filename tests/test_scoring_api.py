@@ -12,8 +12,7 @@ from freezegun import freeze_time
 
 from embudo.accounts.actions import create_api_key
 from embudo.scoring.models import ScoreRule, ScoringModel
-from tests.factories import make_contact, make_user
-from tests.factories_scoring import event_rule, fit_rule, make_model
+from tests.factories import event_rule, fit_rule, make_contact, make_scoring_model, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +81,7 @@ def test_marketing_creates_a_model_with_rules_and_reads_them_back(
 
 def test_a_bad_rule_is_refused_naming_the_wrong_part(client: Client, logged_in: Any) -> None:
     logged_in("admin")
-    make_model(key="main")
+    make_scoring_model(key="main")
     unknown_field = send(
         client,
         "post",
@@ -112,7 +111,7 @@ def test_a_bad_rule_is_refused_naming_the_wrong_part(client: Client, logged_in: 
 
 def test_replacing_rules_is_all_or_nothing(client: Client, logged_in: Any) -> None:
     logged_in("admin")
-    model = make_model([fit_rule("job_title", "eq", "CTO", 10)], key="main")
+    model = make_scoring_model([fit_rule("job_title", "eq", "CTO", 10)], key="main")
     bad = send(
         client,
         "put",
@@ -126,7 +125,7 @@ def test_replacing_rules_is_all_or_nothing(client: Client, logged_in: Any) -> No
 
 def test_bad_model_settings_are_refused(client: Client, logged_in: Any) -> None:
     logged_in("admin")
-    make_model(key="main")
+    make_scoring_model(key="main")
     bands = send(client, "patch", "/api/v1/scoring/models/main", {"band_a": 10, "band_b": 20})
     assert bands.status_code == 422
     assert "band_a" in bands.json()["error"]["fields"]
@@ -148,7 +147,7 @@ def test_bad_model_settings_are_refused(client: Client, logged_in: Any) -> None:
 def test_who_may_read_and_change_scoring(
     client: Client, logged_in: Any, role: str, read: int, write: int
 ) -> None:
-    make_model(key="main")
+    make_scoring_model(key="main")
     logged_in(role)
     assert client.get("/api/v1/scoring/models").status_code == read
     assert client.get("/api/v1/scoring/models/main/rules").status_code == read
@@ -167,7 +166,7 @@ def test_without_credentials_the_api_answers_401(client: Client, db: Any) -> Non
 
 
 def test_a_read_key_reads_and_cannot_change(client: Client) -> None:
-    make_model(key="main")
+    make_scoring_model(key="main")
     reader = create_api_key("bi", ["read"], created_by=make_user("admin")).secret
     auth = {"HTTP_AUTHORIZATION": f"Bearer {reader}"}
     assert client.get("/api/v1/scoring/models", **auth).status_code == 200
@@ -179,7 +178,7 @@ def test_an_event_sent_to_the_api_updates_the_score_in_the_same_request(
     client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     with freeze_time(T0):
-        make_model(
+        make_scoring_model(
             [fit_rule("job_title", "eq", "CTO", 20), event_rule("demo_request", 30)], key="main"
         )
         contact = make_contact(job_title="CTO")
@@ -210,7 +209,7 @@ def test_an_event_sent_to_the_api_updates_the_score_in_the_same_request(
 def test_a_sales_rep_sees_scores_only_of_contacts_they_may_see(
     client: Client, logged_in: Any
 ) -> None:
-    make_model(key="main")
+    make_scoring_model(key="main")
     rep = logged_in("sales")
     theirs = make_contact(owner_id=rep.pk)
     someone_elses = make_contact(owner_id=make_user("sales").pk)
@@ -221,6 +220,6 @@ def test_a_sales_rep_sees_scores_only_of_contacts_they_may_see(
 
 def test_deleting_a_model_removes_it(client: Client, logged_in: Any) -> None:
     logged_in("admin")
-    make_model(key="main")
+    make_scoring_model(key="main")
     assert client.delete("/api/v1/scoring/models/main").status_code == 204
     assert not ScoringModel.objects.exists()

@@ -14,32 +14,26 @@ from freezegun import freeze_time
 
 from embudo.scoring import engine, queries
 from embudo.scoring.models import ContactScore, ScoreRule, ScoringModel
-from embudo.tracking.actions import record_events
-from tests.factories import make_company, make_contact
-from tests.factories_scoring import PRICING, event_rule, fit_rule, make_model
+from tests.factories import (
+    PRICING,
+    event_rule,
+    fit_rule,
+    make_company,
+    make_contact,
+    make_scoring_model,
+)
+from tests.journeys import Event, journey
 
 pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 17, tzinfo=dt.UTC)
 
 
-def event(contact: Any, event_type: str, at: dt.datetime, **fields: Any) -> None:
+def event(contact: Any, event_type: str, at: dt.datetime, url: str = "") -> None:
     """One event by ``contact`` at ``at``, recorded at that moment; the after-commit hooks
     (scoring's among them) run as they do once a request's transaction commits."""
     with freeze_time(at), TestCase.captureOnCommitCallbacks(execute=True):
-        result = record_events(
-            [
-                {
-                    "type": event_type,
-                    "contact_id": contact.pk,
-                    "occurred_at": at.isoformat(),
-                    **fields,
-                }
-            ],
-            source="api",
-            now=at,
-        )
-    assert result.accepted == 1, result.errors
+        journey(contact, events=[Event(event_type, at, url=url)])
 
 
 def full_rescore(model: ScoringModel, contact: Any, at: dt.datetime) -> tuple[float, float]:
@@ -86,11 +80,11 @@ STEPS = [
 
 def test_the_update_after_each_event_equals_a_full_rescore_at_that_moment() -> None:
     with freeze_time(T0):
-        model = make_model(RULES, half_life_days=5, engagement_cap=30)
+        model = make_scoring_model(RULES, half_life_days=5, engagement_cap=30)
         contact = make_contact(at=T0, company_id=make_company(industry="Software").pk)
     for days, event_type, url in STEPS:
         at = T0 + dt.timedelta(days=days)
-        event(contact, event_type, at, **({"url": url} if url else {}))
+        event(contact, event_type, at, url)
         fit, norm = stored(model, contact)
         expected_fit, expected_norm = full_rescore(model, contact, at)
         assert fit == pytest.approx(expected_fit, abs=1e-9), f"fit after day {days}"
@@ -99,7 +93,7 @@ def test_the_update_after_each_event_equals_a_full_rescore_at_that_moment() -> N
 
 def test_a_window_that_expired_counts_nothing_when_the_next_event_comes() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [
                 event_rule({**PRICING, "within_days": 7}, 5, repeatable=True, name="Pricing"),
                 event_rule("page_view", 1, repeatable=True, name="Visits"),
@@ -122,7 +116,9 @@ def test_a_window_that_expired_counts_nothing_when_the_next_event_comes() -> Non
 
 def test_decay_with_frozen_time_reads_right_between_events() -> None:
     with freeze_time(T0):
-        model = make_model([event_rule("form_submit", 20, repeatable=True)], half_life_days=7)
+        model = make_scoring_model(
+            [event_rule("form_submit", 20, repeatable=True)], half_life_days=7
+        )
         contact = make_contact(at=T0)
     event(contact, "form_submit", T0)
     event(contact, "form_submit", T0 + dt.timedelta(days=7))
@@ -135,7 +131,7 @@ def test_decay_with_frozen_time_reads_right_between_events() -> None:
 
 def test_a_rule_changed_in_the_database_applies_to_the_next_event() -> None:
     with freeze_time(T0):
-        model = make_model([event_rule("email_click", 2, repeatable=True, name="Clicks")])
+        model = make_scoring_model([event_rule("email_click", 2, repeatable=True, name="Clicks")])
         contact = make_contact(at=T0)
     event(contact, "email_click", T0)
     assert list(ContactScore.objects.get(model=model, contact=contact).reasons.values()) == [
@@ -151,7 +147,7 @@ def test_a_rule_changed_in_the_database_applies_to_the_next_event() -> None:
 
 def test_the_one_contact_queries_are_built_once_for_any_moment() -> None:
     with freeze_time(T0):
-        make_model(RULES, half_life_days=5)
+        make_scoring_model(RULES, half_life_days=5)
         contact = make_contact(at=T0)
     engine._SQL.clear()
     event(contact, "page_view", T0, url="https://shop.example/pricing")

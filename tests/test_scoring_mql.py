@@ -13,8 +13,8 @@ from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LifecycleTransition, TransitionCause
 from embudo.scoring import actions, engine, queries
 from embudo.scoring.models import ContactScore, ModelStatus, ScoreHistory
-from tests.factories import make_company, make_contact
-from tests.factories_scoring import did, event_rule, fit_rule, make_model
+from tests.factories import event_rule, fit_rule, make_company, make_contact, make_scoring_model
+from tests.journeys import Event, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def immediate_tasks(settings: Any) -> None:
 
 def mql_model(**kwargs: Any) -> Any:
     """Fit 30 for directors; 20 per demo request; MQL at fit ≥ 30 and engagement ≥ 15."""
-    return make_model(
+    return make_scoring_model(
         [fit_rule("job_title", "contains", "director", 30), event_rule("demo_request", 20)],
         **{"mql_fit": 30, "mql_engagement": 15, **kwargs},
     )
@@ -48,8 +48,9 @@ def stage(contact: Contact) -> str:
 def test_crossing_the_threshold_makes_a_lead_an_mql_with_cause_rule() -> None:
     with freeze_time(T0):
         model = mql_model()
-        lead = make_contact(job_title="IT Director", lifecycle_stage="lead")
-        did(lead, "demo_request", T0)
+        lead = journey(
+            person(job_title="IT Director", stage="lead", events=[Event("demo_request", T0)])
+        )
         engine.rescore_contacts([lead.pk], now=T0, cause="event")
 
     assert stage(lead) == "mql"
@@ -64,8 +65,9 @@ def test_crossing_the_threshold_makes_a_lead_an_mql_with_cause_rule() -> None:
 def test_below_the_threshold_nobody_moves() -> None:
     with freeze_time(T0):
         mql_model()
-        engaged_but_unfit = make_contact(job_title="Intern", lifecycle_stage="lead")
-        did(engaged_but_unfit, "demo_request", T0)
+        engaged_but_unfit = journey(
+            person(job_title="Intern", stage="lead", events=[Event("demo_request", T0)])
+        )
         engine.rescore_contacts([engaged_but_unfit.pk], now=T0)
 
     assert stage(engaged_but_unfit) == "lead"
@@ -74,8 +76,9 @@ def test_below_the_threshold_nobody_moves() -> None:
 def test_a_customer_is_never_moved_back_to_mql() -> None:
     with freeze_time(T0):
         model = mql_model()
-        customer = make_contact(job_title="Director", lifecycle_stage="customer")
-        did(customer, "demo_request", T0)
+        customer = journey(
+            person(job_title="Director", stage="customer", events=[Event("demo_request", T0)])
+        )
         actions.rescore_model(model)
 
     assert stage(customer) == "customer"
@@ -92,9 +95,16 @@ def test_a_full_rescore_promotes_many_at_once_and_tells_the_pipeline(
     only_reactions("rescore", also=[spy])
     with freeze_time(T0):
         model = mql_model(mql_total=None)
-        leads = [make_contact(job_title="Director", lifecycle_stage="lead") for _ in range(3)]
-        for lead in leads:
-            did(lead, "demo_request", T0)
+        leads = list(
+            journeys(
+                {
+                    f"lead {i}": person(
+                        job_title="Director", stage="lead", events=[Event("demo_request", T0)]
+                    )
+                    for i in range(3)
+                }
+            ).values()
+        )
         with django_capture_on_commit_callbacks(execute=True):
             outcome = actions.rescore_model(model)
 
@@ -107,24 +117,27 @@ def test_a_full_rescore_promotes_many_at_once_and_tells_the_pipeline(
 def test_a_recycled_lead_becomes_an_mql_again_when_it_crosses_again() -> None:
     with freeze_time(T0):
         mql_model(half_life_days=7)
-        contact = make_contact(job_title="Director", lifecycle_stage="lead")
-        did(contact, "demo_request", T0)
+        contact = journey(
+            person(job_title="Director", stage="lead", events=[Event("demo_request", T0)])
+        )
         engine.rescore_contacts([contact.pk], now=T0)
     assert stage(contact) == "mql"
 
     # Sales recycles it while it is still engaged: the rule does not bounce it straight back.
     day2 = T0 + dt.timedelta(days=1)
     with freeze_time(day2):
-        contact.refresh_from_db()
-        crm.set_lifecycle_stage(contact, "lead", cause=TransitionCause.FEEDBACK, at=day2)
-        did(contact, "page_view", day2)
+        journey(
+            contact,
+            stages=[("lead", day2, TransitionCause.FEEDBACK)],
+            events=[Event("page_view", day2)],
+        )
         engine.rescore_contacts([contact.pk], now=day2)
     assert stage(contact) == "lead"
 
     # A month later its engagement has decayed below 15; a new demo request crosses again.
     later = T0 + dt.timedelta(days=30)
     with freeze_time(later):
-        did(contact, "demo_request", later)
+        journey(contact, events=[Event("demo_request", later)])
         engine.rescore_contacts([contact.pk], now=later)
     assert stage(contact) == "mql"
     causes = list(
@@ -136,8 +149,9 @@ def test_a_recycled_lead_becomes_an_mql_again_when_it_crosses_again() -> None:
 def test_a_lowered_threshold_promotes_leads_already_above_it(immediate_tasks: None) -> None:
     with freeze_time(T0):
         model = mql_model(mql_engagement=50)
-        lead = make_contact(job_title="Director", lifecycle_stage="lead")
-        did(lead, "demo_request", T0)
+        lead = journey(
+            person(job_title="Director", stage="lead", events=[Event("demo_request", T0)])
+        )
         actions.rescore_model(model)
         assert stage(lead) == "lead"
         actions.update_model(model, {"mql_engagement": 15})
@@ -153,7 +167,7 @@ def test_a_new_event_rescores_its_contact_once_committed(
         model = mql_model()
         contact = make_contact(job_title="Director")
         with django_capture_on_commit_callbacks(execute=True):
-            did(contact, "demo_request", T0)
+            journey(contact, events=[Event("demo_request", T0)])
         result = queries.contact_scores(contact.pk)
 
     assert [(s.model_key, s.fit, s.engagement) for s in result] == [
@@ -164,7 +178,7 @@ def test_a_new_event_rescores_its_contact_once_committed(
 
 def test_a_changed_contact_gets_its_fit_again(django_capture_on_commit_callbacks: Any) -> None:
     with freeze_time(T0):
-        model = make_model([fit_rule("company.industry", "eq", "Software", 25)])
+        model = make_scoring_model([fit_rule("company.industry", "eq", "Software", 25)])
         contact = make_contact()
         with django_capture_on_commit_callbacks(execute=True):
             crm.update_contact(contact, {"company_id": make_company(industry="Software").pk})
@@ -177,10 +191,13 @@ def test_merging_keeps_one_score_row_for_the_merged_contact(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     with freeze_time(T0):
-        model = make_model([event_rule("page_view", 5, repeatable=True)])
-        primary, duplicate = make_contact(), make_contact()
-        did(primary, "page_view", T0)
-        did(duplicate, "page_view", T0, times=2)
+        model = make_scoring_model([event_rule("page_view", 5, repeatable=True)])
+        primary, duplicate = journeys(
+            {
+                "primary": person(events=[Event("page_view", T0)]),
+                "duplicate": person(events=[Event("page_view", T0, times=2)]),
+            }
+        ).values()
         actions.rescore_model(model)
         with django_capture_on_commit_callbacks(execute=True):
             crm.merge_contacts(primary, duplicate)
@@ -193,7 +210,7 @@ def test_changing_rules_rescores_everyone_in_the_background(
     immediate_tasks: None, django_capture_on_commit_callbacks: Any
 ) -> None:
     with freeze_time(T0):
-        model = make_model([fit_rule("job_title", "eq", "CTO", 10)])
+        model = make_scoring_model([fit_rule("job_title", "eq", "CTO", 10)])
         cto = make_contact(job_title="CTO")
         actions.rescore_model(model)
         rule = model.rules.get()
@@ -212,7 +229,7 @@ def test_changing_rules_rescores_everyone_in_the_background(
 
 def test_a_rescore_failing_midway_keeps_every_previous_score(monkeypatch: Any) -> None:
     with freeze_time(T0):
-        model = make_model([fit_rule("job_title", "eq", "CTO", 10)])
+        model = make_scoring_model([fit_rule("job_title", "eq", "CTO", 10)])
         ctos = [make_contact(job_title="CTO") for _ in range(3)]
         actions.rescore_model(model)
         model.rules.update(points=99)
@@ -238,8 +255,9 @@ def test_embudo_score_rescore_recomputes_a_model_and_says_what_changed() -> None
 
     with freeze_time(T0):
         model = mql_model(key="main")
-        lead = make_contact(job_title="Director", lifecycle_stage="lead")
-        did(lead, "demo_request", T0)
+        lead = journey(
+            person(job_title="Director", stage="lead", events=[Event("demo_request", T0)])
+        )
         out = io.StringIO()
         call_command("score", "rescore", "--model", "main", stdout=out)
 
@@ -253,7 +271,7 @@ def test_embudo_score_rescore_recomputes_a_model_and_says_what_changed() -> None
 
 def test_a_changed_company_rescores_its_contacts(django_capture_on_commit_callbacks: Any) -> None:
     with freeze_time(T0):
-        model = make_model([fit_rule("company.employees", "gte", 200, 10)])
+        model = make_scoring_model([fit_rule("company.employees", "gte", 200, 10)])
         company = make_company(employees=50)
         contact = make_contact(company_id=company.pk)
         actions.rescore_model(model)

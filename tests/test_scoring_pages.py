@@ -13,8 +13,8 @@ from freezegun import freeze_time
 
 from embudo.scoring import actions
 from embudo.scoring.models import ScoreRule, ScoringModel
-from tests.factories import PASSWORD, make_contact, make_user
-from tests.factories_scoring import did, event_rule, fit_rule, make_model
+from tests.factories import event_rule, fit_rule, make_scoring_model, make_user
+from tests.journeys import Event, journey, person
 
 T0 = dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -24,13 +24,12 @@ def test_the_contact_page_shows_scores_band_reasons_and_history(
     client: Client, logged_in: Any
 ) -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [fit_rule("job_title", "eq", "CTO", 30, name="Technical buyer"),
              event_rule("demo_request", 20, name="Asked for a demo")],
             name="Ideal buyer",
         )  # fmt: skip
-        contact = make_contact(job_title="CTO")
-        did(contact, "demo_request", T0)
+        contact = journey(person(job_title="CTO", events=[Event("demo_request", T0)]))
         actions.rescore_model(model)
         logged_in("sales_manager")
         page = client.get(f"/contacts/{contact.pk}/").content.decode()
@@ -55,7 +54,7 @@ def test_the_contact_page_shows_scores_band_reasons_and_history(
 def test_who_may_open_and_change_the_settings_page(
     client: Client, logged_in: Any, role: str, status: int, editable: bool
 ) -> None:
-    make_model([fit_rule("job_title", "eq", "CTO", 30)], key="main")
+    make_scoring_model([fit_rule("job_title", "eq", "CTO", 30)], key="main")
     logged_in(role)
     response = client.get("/scoring/models/main/")
     assert response.status_code == status
@@ -74,7 +73,7 @@ def test_who_may_open_and_change_the_settings_page(
 def test_a_bad_condition_on_the_page_is_shown_and_nothing_is_saved(
     client: Client, logged_in: Any
 ) -> None:
-    make_model(key="main")
+    make_scoring_model(key="main")
     logged_in("marketing")
     response = client.post(
         "/scoring/models/main/rules/",
@@ -92,13 +91,11 @@ def test_a_bad_condition_on_the_page_is_shown_and_nothing_is_saved(
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_marketing_sets_up_a_model_and_a_rule_in_the_browser(live_server: Any, page: Any) -> None:
-    user = make_user("marketing", first_name="Marta", last_name="Ruiz")
+def test_marketing_sets_up_a_model_and_a_rule_in_the_browser(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
+    browser_login(make_user("marketing", first_name="Marta", last_name="Ruiz"))
     page.goto(f"{live_server.url}/scoring/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/scoring/$"))
     assert page.get_by_role("link", name="Scoring").get_attribute("aria-current") == "page"
 
     page.get_by_label("Name", exact=True).fill("Enterprise buyers")

@@ -10,8 +10,15 @@ from freezegun import freeze_time
 
 from embudo.scoring import actions, engine, queries
 from embudo.scoring.models import ContactScore, ScoreHistory
-from tests.factories import make_company, make_contact
-from tests.factories_scoring import PRICING, did, event_rule, fit_rule, make_model
+from tests.factories import (
+    PRICING,
+    event_rule,
+    fit_rule,
+    make_company,
+    make_contact,
+    make_scoring_model,
+)
+from tests.journeys import Event, journey, journeys, person
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +31,10 @@ def score(contact: Any, model: Any, at: dt.datetime | None = None) -> queries.Sc
 
 def test_engagement_halves_every_half_life_without_a_rescore() -> None:
     with freeze_time(T0):
-        model = make_model([event_rule(PRICING, 10, repeatable=True)], half_life_days=10)
-        contact = make_contact()
-        did(contact, "page_view", T0, url="https://shop.example/pricing")
+        model = make_scoring_model([event_rule(PRICING, 10, repeatable=True)], half_life_days=10)
+        contact = journey(
+            person(events=[Event("page_view", T0, url="https://shop.example/pricing")])
+        )
         engine.rescore_contacts([contact.pk], now=T0)
 
     assert score(contact, model, T0).engagement == pytest.approx(10)
@@ -39,19 +47,24 @@ def test_engagement_halves_every_half_life_without_a_rescore() -> None:
 
 def test_an_older_event_counts_less_than_a_fresh_one() -> None:
     with freeze_time(T0):
-        model = make_model([event_rule("form_submit", 20, repeatable=True)], half_life_days=7)
-        old, fresh = make_contact(), make_contact()
-        did(old, "form_submit", T0 - dt.timedelta(days=14))
-        did(fresh, "form_submit", T0)
+        model = make_scoring_model(
+            [event_rule("form_submit", 20, repeatable=True)], half_life_days=7
+        )
+        people = journeys(
+            {
+                "old": person(events=[Event("form_submit", T0 - dt.timedelta(days=14))]),
+                "fresh": person(events=[Event("form_submit", T0)]),
+            }
+        )
         actions.rescore_model(model)
 
-    assert score(fresh, model, T0).engagement == pytest.approx(20)
-    assert score(old, model, T0).engagement == pytest.approx(5)
+    assert score(people["fresh"], model, T0).engagement == pytest.approx(20)
+    assert score(people["old"], model, T0).engagement == pytest.approx(5)
 
 
 def test_fit_rules_add_points_and_a_negative_rule_takes_them_away() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [
                 fit_rule("company.industry", "eq", "Software", 25),
                 fit_rule("job_title", "contains", "director", 15),
@@ -76,7 +89,7 @@ def test_fit_rules_add_points_and_a_negative_rule_takes_them_away() -> None:
 
 def test_caps_hold_fit_engagement_and_total() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [
                 fit_rule("job_title", "contains", "cto", 40),
                 fit_rule("first_name", "eq", "Ada", 40),
@@ -86,8 +99,9 @@ def test_caps_hold_fit_engagement_and_total() -> None:
             engagement_cap=30,
             total_cap=70,
         )
-        contact = make_contact(first_name="Ada", job_title="CTO")
-        did(contact, "page_view", T0, times=6)
+        contact = journey(
+            person(first_name="Ada", job_title="CTO", events=[Event("page_view", T0, times=6)])
+        )
         actions.rescore_model(model)
 
     result = score(contact, model, T0)
@@ -99,17 +113,22 @@ def test_caps_hold_fit_engagement_and_total() -> None:
 
 def test_a_repeatable_rule_stops_at_its_cap_and_a_one_off_counts_once() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [
                 event_rule("page_view", 3, repeatable=True, max_points=10),
                 event_rule("webinar_attended", 15, repeatable=False),
                 event_rule("email_click", 2, repeatable=True),
             ]
         )
-        contact = make_contact()
-        did(contact, "page_view", T0, times=5)
-        did(contact, "webinar_attended", T0, times=3)
-        did(contact, "email_click", T0, times=4)
+        contact = journey(
+            person(
+                events=[
+                    Event("page_view", T0, times=5),
+                    Event("webinar_attended", T0, times=3),
+                    Event("email_click", T0, times=4),
+                ]
+            )
+        )
         actions.rescore_model(model)
 
     reasons = {r.rule: r.points for r in score(contact, model, T0).reasons}
@@ -119,10 +138,10 @@ def test_a_repeatable_rule_stops_at_its_cap_and_a_one_off_counts_once() -> None:
 
 def test_a_capped_rule_counts_the_most_recent_events() -> None:
     with freeze_time(T0):
-        model = make_model([event_rule("page_view", 10, repeatable=True, max_points=10)])
-        contact = make_contact()
-        did(contact, "page_view", T0 - dt.timedelta(days=10))
-        did(contact, "page_view", T0)
+        model = make_scoring_model([event_rule("page_view", 10, repeatable=True, max_points=10)])
+        contact = journey(
+            person(events=[Event("page_view", T0 - dt.timedelta(days=10)), Event("page_view", T0)])
+        )
         actions.rescore_model(model)
 
     assert score(contact, model, T0).engagement == pytest.approx(10)
@@ -130,14 +149,13 @@ def test_a_capped_rule_counts_the_most_recent_events() -> None:
 
 def test_bands_follow_the_total_now() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [fit_rule("job_title", "eq", "CEO", 30), event_rule("demo_request", 50)],
             band_a=70,
             band_b=45,
             band_c=20,
         )
-        contact = make_contact(job_title="CEO")
-        did(contact, "demo_request", T0)
+        contact = journey(person(job_title="CEO", events=[Event("demo_request", T0)]))
         actions.rescore_model(model)
         bystander = make_contact()
 
@@ -149,7 +167,7 @@ def test_bands_follow_the_total_now() -> None:
 
 def test_each_change_keeps_a_history_row_with_its_reasons() -> None:
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [
                 fit_rule("job_title", "eq", "CEO", 30),
                 event_rule(PRICING, 5, repeatable=True, name="Pricing page"),
@@ -159,7 +177,7 @@ def test_each_change_keeps_a_history_row_with_its_reasons() -> None:
         actions.rescore_model(model)
     later = T0 + dt.timedelta(days=3)
     with freeze_time(later):
-        did(contact, "page_view", later, url="/pricing")
+        journey(contact, events=[Event("page_view", later, url="/pricing")])
         engine.rescore_contacts([contact.pk], now=later, cause="event")
         engine.rescore_contacts([contact.pk], now=later, cause="event")  # nothing new: no row
 
@@ -171,8 +189,12 @@ def test_each_change_keeps_a_history_row_with_its_reasons() -> None:
 
 def test_several_models_score_the_same_contact_independently() -> None:
     with freeze_time(T0):
-        cloud = make_model([fit_rule("company.industry", "eq", "Software", 40)], key="cloud")
-        retail = make_model([fit_rule("company.industry", "eq", "Retail", 40)], key="retail")
+        cloud = make_scoring_model(
+            [fit_rule("company.industry", "eq", "Software", 40)], key="cloud"
+        )
+        retail = make_scoring_model(
+            [fit_rule("company.industry", "eq", "Retail", 40)], key="retail"
+        )
         contact = make_contact(company_id=make_company(industry="Retail").pk)
         actions.rescore_model(cloud)
         actions.rescore_model(retail)
@@ -186,9 +208,10 @@ def test_score_fields_work_in_conditions_at_the_moment_asked() -> None:
     from embudo.segments.conditions import compile_condition
 
     with freeze_time(T0):
-        model = make_model([event_rule("demo_request", 40)], key="main", half_life_days=10)
-        hot, cold = make_contact(), make_contact()
-        did(hot, "demo_request", T0)
+        model = make_scoring_model([event_rule("demo_request", 40)], key="main", half_life_days=10)
+        hot, cold = journeys(
+            {"hot": person(events=[Event("demo_request", T0)]), "cold": person()}
+        ).values()
         actions.rescore_model(model)
 
     def who(condition: dict[str, Any], at: dt.datetime) -> set[int]:
@@ -213,11 +236,10 @@ def test_the_contacts_export_carries_each_models_scores() -> None:
     from embudo.crm import exporting
 
     with freeze_time(T0):
-        model = make_model(
+        model = make_scoring_model(
             [fit_rule("job_title", "eq", "CTO", 30), event_rule("demo_request", 20)], key="main"
         )
-        cto = make_contact(job_title="CTO")
-        did(cto, "demo_request", T0)
+        cto = journey(person(job_title="CTO", events=[Event("demo_request", T0)]))
         actions.rescore_model(model)
         out = io.StringIO()
         exporting.export_csv("contacts", out)
@@ -243,7 +265,7 @@ def test_persona_and_score_conditions_compile_together() -> None:
     from embudo.segments.conditions import compile_condition, describe_condition
 
     with freeze_time(T0):
-        model = make_model([fit_rule("job_title", "eq", "CTO", 30)], key="main")
+        model = make_scoring_model([fit_rule("job_title", "eq", "CTO", 30)], key="main")
         cto = make_contact(job_title="CTO")
         make_contact()
         actions.rescore_model(model)

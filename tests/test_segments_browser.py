@@ -9,20 +9,19 @@ from typing import Any
 import pytest
 
 from embudo.segments.models import Segment
-from tests.factories import PASSWORD, make_contact, make_user
+from tests.factories import make_contact, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_editor_shows_the_live_count_and_errors_while_typing(live_server: Any, page: Any) -> None:
+def test_editor_shows_the_live_count_and_errors_while_typing(
+    live_server: Any, page: Any, browser_login: Any
+) -> None:
     user = make_user("marketing")
     for stage in ("lead", "lead", "mql", "customer"):
         make_contact(lifecycle_stage=stage)
+    browser_login(user)
     page.goto(f"{live_server.url}/segments/new/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/segments/new/$"))
 
     count = page.get_by_test_id("live-count")
     # Empty conditions match everyone.

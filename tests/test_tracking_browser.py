@@ -16,7 +16,7 @@ import pytest
 from embudo.crm.models import Contact
 from embudo.tracking import queries
 from embudo.tracking.actions import create_form, create_site_key
-from tests.factories import PASSWORD, make_user
+from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -71,7 +71,7 @@ def html(title: str, snippet: str, body: str) -> str:
 
 
 def test_form_submission_brings_the_anonymous_visits_to_the_timeline(
-    live_server: Any, page: Any, site: Site
+    live_server: Any, page: Any, site: Site, browser_login: Any
 ) -> None:
     key = create_site_key("Marketing site", [site.origin])
     form = create_form(
@@ -123,12 +123,7 @@ def test_form_submission_brings_the_anonymous_visits_to_the_timeline(
     assert (contact.original_source, contact.original_campaign) == ("newsletter", "spring")
 
     # And a marketer sees it all on the contact's page.
-    marketer = make_user("marketing")
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill(marketer.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/contacts/$"))
+    browser_login(make_user("marketing"))
     page.goto(f"{live_server.url}/contacts/{contact.pk}/")
     timeline = page.get_by_test_id("timeline").inner_text()
     assert timeline.count("page_view") == 3
