@@ -22,7 +22,7 @@ from ninja.utils import check_csrf
 from embudo.accounts.actions import authenticate_api_key, key_allows
 from embudo.accounts.models import ApiKey, Scope
 from embudo.accounts.roles import role_of
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from embudo.crm.actions import define_property
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.errors import ValidationFailed
 from embudo.tracking import views
 from embudo.tracking.actions import create_form, record_events
 from embudo.tracking.models import Event, Form

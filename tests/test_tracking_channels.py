@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.tracking import actions
 from embudo.tracking.channels import RULEBOOK, visit_from
 from embudo.tracking.models import ChannelRule

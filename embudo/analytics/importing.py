@@ -26,7 +26,6 @@ from embudo.analytics.costs import (
     parse_cost_period,
     set_cost,
 )
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.importing import (
     FIELD,
     CsvSource,
@@ -45,6 +44,7 @@ from embudo.crm.importing import (
 )
 from embudo.deals import actions as deal_actions
 from embudo.deals.importing import parse_currency, parse_deal_datetime, parse_money
+from embudo.errors import ValidationFailed
 
 
 def _period(raw: str) -> Any:

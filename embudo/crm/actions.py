@@ -19,7 +19,6 @@ from django.db.models import Model
 from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
     Activity,
@@ -35,6 +34,7 @@ from embudo.crm.models import (
     TransitionCause,
 )
 from embudo.crm.properties import PropertyValueError, coerce, property_name
+from embudo.errors import ValidationFailed
 
 # Other apps react to what happens to contacts through these hooks, registered from their
 # ``AppConfig.ready()`` and run after the transaction commits (scoring rescores, handoff assigns).

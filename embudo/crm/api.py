@@ -19,7 +19,6 @@ from ninja import Query, Router, Schema, Status
 from embudo.accounts.models import Scope
 from embudo.api import ApiError, Principal, allow
 from embudo.crm import actions, queries
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Activity, Company, Contact, ObjectType, TransitionCause
 from embudo.crm.schemas import (
     ActivityCreate,
@@ -50,6 +49,7 @@ from embudo.crm.schemas import (
     property_data,
     transition_data,
 )
+from embudo.errors import ValidationFailed
 
 router: Router = Router(tags=["crm"])
 

@@ -41,7 +41,6 @@ from tqdm import tqdm
 
 from embudo.accounts.actions import record_audit
 from embudo.crm.actions import CONTACT_FIELDS, after_commit, contacts_moved, define_property
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
     Company,
@@ -63,6 +62,7 @@ from embudo.crm.properties import (
     parse_number,
     property_name,
 )
+from embudo.errors import EmbudoError, ValidationFailed
 
 DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * 1024
 # Rows written per round of look-ups and bulk writes: big enough that queries are few, small
@@ -86,11 +86,11 @@ _OVERRIDABLE_TYPES = (
 )
 
 
-class ImportFileError(Exception):
+class ImportFileError(EmbudoError):
     """The file as a whole cannot be imported (unreadable, no header, bad mapping…)."""
 
 
-class RowValueError(ValueError):
+class RowValueError(EmbudoError, ValueError):
     """One cell's value cannot be used; the message says why."""
 
 

@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Company, Contact, LifecycleStage, TransitionCause
 from embudo.deals.models import (
     Deal,
@@ -41,6 +40,7 @@ from embudo.deals.models import (
     TeamMembership,
 )
 from embudo.deals.periods import Period
+from embudo.errors import ValidationFailed
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("999999999999.99")

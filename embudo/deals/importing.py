@@ -24,7 +24,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from embudo.crm import actions as crm_actions
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.importing import (
     FIELD,
     CompanyIndex,
@@ -56,6 +55,7 @@ from embudo.deals.models import (
     Stage,
     StageKind,
 )
+from embudo.errors import ValidationFailed
 
 # -- amounts ------------------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from embudo.errors import EmbudoError
 
-class ReportError(ValueError):
+
+class ReportError(EmbudoError, ValueError):
     """A report request that cannot run (unknown report, bad option or date); says why."""
 
 

@@ -9,7 +9,7 @@ from ninja import Router
 
 from embudo.accounts.models import Scope
 from embudo.api import ApiError, principal
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.reports import ReportError, get_report, report_names, run_report
 
 router: Router = Router(tags=["reports"])

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.errors import ValidationFailed
 from embudo.segments import queries
 from embudo.segments.conditions import ConditionError, compile_condition, validate_condition
 from embudo.segments.models import (

@@ -27,7 +27,6 @@ from django.utils.text import slugify
 
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     Contact,
     LifecycleStage,
@@ -36,6 +35,7 @@ from embudo.crm.models import (
     PropertyDefinition,
     TransitionCause,
 )
+from embudo.errors import ValidationFailed
 from embudo.tracking.channels import (
     DEFAULT_RULES,
     IMPLIED_MEDIUM,
