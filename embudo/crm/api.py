@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import actions, queries
 from embudo.crm.models import Activity, Company, Contact, ObjectType, TransitionCause
 from embudo.crm.schemas import (

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import TransitionCause
 from embudo.deals import actions, queries
