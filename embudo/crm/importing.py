@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -30,7 +29,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -62,6 +61,7 @@ from embudo.crm.properties import (
     parse_number,
     property_name,
 )
+from embudo.db.bulk import insert_rows, update_rows
 from embudo.errors import EmbudoError, ValidationFailed
 
 DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * 1024
@@ -1520,106 +1520,6 @@ _CONTACT_INSERTED = (
 
 def _user_id(actor: Any) -> int | None:
     return actor.pk if getattr(actor, "is_authenticated", False) else None
-
-
-# -- bulk SQL -----------------------------------------------------------------------------------
-#
-# Django's bulk_create spends most of its time compiling each value, and bulk_update writes one
-# CASE per field: on 100,000 contacts the two took minutes. These helpers send the same rows as
-# multi-row INSERTs and a prepared UPDATE run with executemany, preparing values with Django's
-# own adapters only where a type needs one (date-times, JSON).
-
-# Parameters per statement: SQLite's default limit is 32,766, PostgreSQL's 65,535.
-_MAX_PARAMS = 30_000
-
-
-def _preparers(model: type[Model], columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    preparers: list[Callable[[Any], Any] | None] = []
-    for name in columns:
-        model_field = model._meta.get_field(name)
-        if isinstance(model_field, models.DateTimeField):
-            adapt = connection.ops.adapt_datetimefield_value
-            cache: dict[Any, Any] = {}
-
-            def prepare(value: Any, adapt: Any = adapt, cache: dict[Any, Any] = cache) -> Any:
-                if value not in cache:
-                    cache[value] = adapt(value)
-                return cache[value]
-
-            preparers.append(prepare)
-        elif isinstance(model_field, models.JSONField):
-            preparers.append(partial(_adapt_json, encoder=model_field.encoder))
-        else:
-            preparers.append(None)
-    return preparers
-
-
-def _adapt_json(value: Any, encoder: Any) -> Any:
-    # What JSONField.get_db_prep_save ends in, without its layers.
-    return None if value is None else connection.ops.adapt_json_value(value, encoder)
-
-
-def _column(model: type[Model], name: str) -> str:
-    """The quoted database column of a field (``owner_id`` for ``owner``)."""
-    model_field = model._meta.pk if name == "pk" else model._meta.get_field(name)
-    return connection.ops.quote_name(str(getattr(model_field, "column", name)))
-
-
-def _prepared(row: Sequence[Any], preparers: list[Callable[[Any], Any] | None]) -> list[Any]:
-    return [v if p is None else p(v) for v, p in zip(row, preparers, strict=True)]
-
-
-def insert_rows(
-    model: type[Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    returning: bool = True,
-) -> list[int]:
-    """Insert ``rows`` (values in ``columns`` order, by field name); the new ids, in row order,
-    when ``returning``."""
-    if not rows:
-        return []
-    preparers = _preparers(model, columns)
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    names = ", ".join(_column(model, c) for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    suffix = f" RETURNING {_column(model, 'pk')}" if returning else ""
-    per_statement = max(1, _MAX_PARAMS // len(columns))
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        if returning and not connection.features.can_return_rows_from_bulk_insert:
-            # An SQLite older than 3.35: one row per statement, its id from lastrowid.
-            sql = f"INSERT INTO {table} ({names}) VALUES {one}"
-            for row in rows:
-                cursor.execute(sql, _prepared(row, preparers))
-                ids.append(cursor.lastrowid)
-            return ids
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
-            sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(batch))}{suffix}"
-            params = [value for row in batch for value in _prepared(row, preparers)]
-            cursor.execute(sql, params)
-            if returning:
-                ids.extend(row[0] for row in cursor.fetchall())
-    return ids
-
-
-def update_rows(
-    model: type[Model], columns: Sequence[str], rows: Sequence[tuple[int, Sequence[Any]]]
-) -> None:
-    """Set ``columns`` of each row given as (id, values in ``columns`` order)."""
-    if not rows:
-        return
-    preparers = _preparers(model, columns)
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{_column(model, c)} = %s" for c in columns)
-    sql = (
-        f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_column(model, 'pk')} = %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[*_prepared(values, preparers), pk] for pk, values in rows])
 
 
 _COMPANY_INSERTED = (
