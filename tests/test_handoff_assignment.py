@@ -12,8 +12,8 @@ import pytest
 from freezegun import freeze_time
 
 from embudo.crm import actions as crm
-from embudo.crm.importing import ImportOptions, run_import
 from embudo.crm.models import Contact
+from embudo.csvimport.run import ImportOptions, run_import
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, Notification
 from tests.factories import make_company, make_contact, make_user

@@ -52,7 +52,7 @@ def insert_batches(
         yield f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(batch))}{suffix}", batch
 
 
-# -- through Django's cursor, values adapted by field ---------------------------------------------
+# -- through Django's cursor, values adapted by field -------------------------------------------
 
 
 def _preparers(model: type[Model], columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
@@ -154,7 +154,7 @@ def insert_select(model: type[Model], columns: Sequence[str], query: QuerySet[An
         return max(cursor.rowcount, 0)
 
 
-# -- straight to the driver, values in the database's own forms -----------------------------------
+# -- straight to the driver, values in the database's own forms ---------------------------------
 
 
 class Dialect:
