@@ -32,6 +32,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from embudo import caches
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition, TransitionCause
 from embudo.db.columns import Query, row_blocks, row_matrix
@@ -151,6 +152,7 @@ def enabled_plans() -> list[Plan]:
 
 
 _PLANS: dict[Any, list[Plan]] = {}
+caches.register("scoring.plans", _PLANS.clear)
 
 
 def _read_plans() -> list[Plan]:
@@ -206,6 +208,7 @@ def _plan_rows() -> Any:
 
 
 _BUILT: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+caches.register("scoring.plan_rows_sql", _BUILT.clear)
 
 
 def _built_once(name: str, build: Callable[[], QuerySet[Any]]) -> tuple[str, tuple[Any, ...]]:
@@ -334,6 +337,7 @@ class _Template:
 
 
 _SQL: dict[tuple[Any, ...], _Template | None] = {}
+caches.register("scoring.one_contact_sql", _SQL.clear)
 _UNBUILT = object()
 
 

@@ -335,7 +335,7 @@ def site_key_update(request: HttpRequest, key_id: int) -> HttpResponse:
         for problems in failed.errors.values():
             for problem in problems:
                 messages.error(request, problem)
-    queries.SITE_KEYS.forget()
+    queries.forget_site_keys()
     return redirect("tracking:settings")
 
 
