@@ -69,7 +69,7 @@ def setup_team(reps: int = 10) -> list[int]:
 
 
 def bench_import(mqls: int, folder: Path) -> None:
-    from embudo.crm.importing import ImportOptions, run_import
+    from embudo.csvimport.run import ImportOptions, run_import
     from embudo.handoff import actions
     from embudo.handoff.models import Handoff
 

@@ -10,8 +10,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from embudo.errors import EmbudoError
 
-class ConfigError(ValueError):
+
+class ConfigError(EmbudoError, ValueError):
     """An ``EMBUDO_*`` variable holds a value Embudo cannot use."""
 
 

@@ -7,12 +7,13 @@ from typing import Any
 import freezegun
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.core.servers.basehttp import WSGIServer
 from django.test import Client
 from django.test.testcases import LiveServerThread
 from django.utils import translation
 
-from embudo import pipeline
+from embudo import caches, pipeline
 from tests.factories import make_user
 
 
@@ -46,6 +47,15 @@ def _serial_live_server_on_sqlite() -> Iterator[None]:
     LiveServerThread.server_class = _SerialWSGIServer
     yield
     LiveServerThread.server_class = threaded
+
+
+@pytest.fixture(autouse=True)
+def _no_cache_carried_over() -> None:
+    """Start every test with every per-process cache empty: a site key, the channel rules, a
+    scoring plan or a kept report left in memory by one test must not answer the next. Django's
+    cache too, which in tests is this process's memory (the rate limits count in it)."""
+    caches.clear_all()
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

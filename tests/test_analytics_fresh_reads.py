@@ -8,6 +8,7 @@ import datetime as dt
 import random
 import sqlite3
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +17,11 @@ from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 
 from embudo.analytics.attribution import AttributionRequest, _sorted
-from embudo.analytics.columns import numeric_columns
-from embudo.analytics.funnel import Epoch, FunnelRequest, load_history
+from embudo.analytics.funnel import FunnelRequest, load_history
 from embudo.analytics.roi import roi
 from embudo.crm.models import LifecycleTransition
+from embudo.db.columns import numeric_columns
+from embudo.db.functions import EpochSeconds
 from embudo.tracking.models import Campaign, Touchpoint
 from tests.journeys import T0, Person, Touch, days, journey, journeys, person
 
@@ -84,6 +86,17 @@ def test_an_empty_query_gives_empty_columns() -> None:
     assert [column.size for column in found] == [0, 0]
 
 
+def test_a_query_that_can_match_nothing_gives_empty_columns_without_asking_the_database(
+    django_assert_num_queries: Any,
+) -> None:
+    nothing = Touchpoint.objects.filter(contact_id__in=[]).values_list("id", "contact_id")
+
+    with django_assert_num_queries(0):
+        ids, contacts = numeric_columns(nothing, [np.int64, np.float64])
+
+    assert (ids.size, ids.dtype, contacts.size, contacts.dtype) == (0, np.int64, 0, np.float64)
+
+
 def test_the_history_times_are_the_databases_epoch_seconds_to_the_last_bit() -> None:
     rng = random.Random(7)
     people: dict[str, Person] = {}
@@ -96,7 +109,7 @@ def test_the_history_times_are_the_databases_epoch_seconds_to_the_last_bit() -> 
     history = load_history(FunnelRequest(days(-25).date(), days(5).date()))
 
     expected = list(
-        LifecycleTransition.objects.annotate(t=Epoch("changed_at"))
+        LifecycleTransition.objects.annotate(t=EpochSeconds("changed_at", to_millisecond=True))
         .order_by("contact_id", "changed_at", "id")
         .values_list("t", flat=True)
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,6 @@ pytestmark = [
 ]
 
 MARCH = AttributionRequest(dt.date(2026, 3, 1), dt.date(2026, 3, 31))
-
-
-@pytest.fixture(autouse=True)
-def nothing_kept() -> Iterator[None]:
-    stamps.forget()
-    yield
-    stamps.forget()
 
 
 def channels(request: AttributionRequest = MARCH) -> dict[str, tuple[int, float]]:

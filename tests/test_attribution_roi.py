@@ -21,7 +21,7 @@ from embudo.analytics.attribution import AttributionRequest
 from embudo.analytics.demo import seed_costs
 from embudo.analytics.models import Cost
 from embudo.analytics.roi import roi
-from embudo.crm.importing import run_import
+from embudo.csvimport.run import run_import
 from embudo.deals import actions as deal_actions
 from embudo.demo.seed import DEMO_SEED
 from tests.factories import make_campaign

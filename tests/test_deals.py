@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 
 from embudo.accounts.models import AuditEntry
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import LifecycleTransition
 from embudo.deals import actions
 from embudo.deals.models import Deal, DealStageChange, ExchangeRate, Goal, LostReason, Stage
 from embudo.deals.periods import parse_period
+from embudo.errors import ValidationFailed
 from tests.factories import make_contact, make_user
 from tests.journeys import journey
 

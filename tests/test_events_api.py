@@ -12,20 +12,12 @@ from django.test import Client
 
 from embudo.accounts.actions import create_api_key, revoke_api_key
 from embudo.crm.models import Contact, LifecycleTransition
-from embudo.tracking import keys
 from embudo.tracking.models import Event, Touchpoint
 from tests.factories import make_contact, make_user
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/events"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache() -> Any:
-    keys.forget()
-    yield
-    keys.forget()
 
 
 @pytest.fixture

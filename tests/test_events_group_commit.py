@@ -21,7 +21,8 @@ from django.test import Client
 
 from embudo import pipeline
 from embudo.accounts.actions import create_api_key
-from embudo.tracking import actions, keys, store
+from embudo.db import writer
+from embudo.tracking import actions
 from embudo.tracking.actions import IngestResult, record_events
 from embudo.tracking.models import Event, EventSource
 from tests.factories import make_contact, make_user
@@ -41,15 +42,15 @@ def api_events(items: list[dict[str, Any]]) -> Callable[[], IngestResult]:
 def held_turn(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Until the returned event is set, a group's leader waits before taking its write turn."""
     opened = threading.Event()
-    real_turn = store.ingest_turn
+    real_turn = writer.ingest_turn
 
     @contextmanager
-    def turn_after_gate(events: int = 1) -> Iterator[store.Turn]:
+    def turn_after_gate(events: int = 1) -> Iterator[writer.Turn]:
         assert opened.wait(timeout=30), "the test never opened the gate"
         with real_turn(events) as turn:
             yield turn
 
-    monkeypatch.setattr(store, "ingest_turn", turn_after_gate)
+    monkeypatch.setattr(writer, "ingest_turn", turn_after_gate)
     return opened
 
 
@@ -271,7 +272,6 @@ def test_requests_inside_a_transaction_are_stored_on_their_own(groups: list[int]
 
 
 def test_many_concurrent_single_event_requests_each_get_their_own_answer() -> None:
-    keys.forget()
     key = create_api_key("load", ["ingest"], created_by=make_user("admin")).secret
     contact = make_contact()
     # Every id is sent by two different threads: one of them must hear "duplicate".

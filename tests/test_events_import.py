@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from embudo.crm.importing import ImportOptions, run_import
 from embudo.crm.models import Contact, LifecycleTransition
+from embudo.csvimport.run import ImportOptions, run_import
 from embudo.tracking.models import Event, Touchpoint
 from tests.factories import make_contact
 

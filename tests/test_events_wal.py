@@ -1,6 +1,6 @@
 """The ingest path keeps SQLite's WAL from growing without end: a checkpoint runs outside the
 write turn every so many pages, and the process's next turn finishes it before writing, so the
-write can start the WAL over (see ``embudo.tracking.store.ingest_turn``)."""
+write can start the WAL over (see ``embudo.db.writer.ingest_turn``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from embudo.tracking import store
+from embudo.db import writer
 from embudo.tracking.actions import record_events
 from embudo.tracking.models import Event, EventSource
 
@@ -23,10 +23,10 @@ pytestmark = [
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every statement SQLite runs on this thread's connection, in order."""
-    monkeypatch.setattr(store, "_unchecked", 0)
-    monkeypatch.setattr(store, "_finish_checkpoint", False)
+    monkeypatch.setattr(writer, "_unchecked", 0)
+    monkeypatch.setattr(writer, "_finish_checkpoint", False)
     # Three single-event commits are enough to call for a checkpoint.
-    monkeypatch.setattr(store, "CHECKPOINT_PAGES", 3 * store.PAGES_PER_COMMIT)
+    monkeypatch.setattr(writer, "CHECKPOINT_PAGES", 3 * writer.PAGES_PER_COMMIT)
     connection.ensure_connection()
     seen: list[str] = []
     connection.connection.set_trace_callback(seen.append)
@@ -56,4 +56,4 @@ def test_a_checkpoint_outside_the_turn_is_finished_by_the_next_turn_before_it_wr
     assert commits[2] < checkpoints[0] < inserts[3]
     assert commits[2] < checkpoints[1] < inserts[3]
     assert checkpoints[0] < checkpoints[1]
-    assert not store._finish_checkpoint
+    assert not writer._finish_checkpoint

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from embudo.crm.actions import define_property
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.errors import ValidationFailed
 from embudo.tracking import views
 from embudo.tracking.actions import create_form, record_events
 from embudo.tracking.models import Event, Form
@@ -19,13 +18,6 @@ from tests.factories import make_contact
 pytestmark = pytest.mark.django_db
 
 SITE = "https://www.acme.test"
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache() -> Any:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

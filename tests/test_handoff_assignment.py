@@ -12,8 +12,8 @@ import pytest
 from freezegun import freeze_time
 
 from embudo.crm import actions as crm
-from embudo.crm.importing import ImportOptions, run_import
 from embudo.crm.models import Contact, TransitionCause
+from embudo.csvimport.run import ImportOptions, run_import
 from embudo.handoff import actions
 from embudo.handoff.models import Handoff, Notification
 from tests.factories import (
@@ -136,7 +136,7 @@ def test_condition_routing_with_the_segments_language() -> None:
 
 def test_a_rule_with_a_bad_condition_is_refused_naming_the_problem() -> None:
     team, _ = make_team(reps=1)
-    from embudo.crm.errors import ValidationFailed
+    from embudo.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as failed:
         make_assignment_rule(team, condition={"field": "no_such_field", "op": "eq", "value": 1})
@@ -239,7 +239,7 @@ def test_manual_reassignment_moves_the_lead_and_keeps_the_clock() -> None:
     handoff.refresh_from_db()
     assert handoff.owner_id == other.pk and handoff.first_touch_due == due
     assert Contact.objects.get(pk=handoff.contact_id).owner_id == other.pk
-    from embudo.crm.errors import ValidationFailed
+    from embudo.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed, match="no sales role"):
         actions.reassign(handoff, make_user("marketing").pk)

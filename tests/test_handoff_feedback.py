@@ -11,8 +11,8 @@ from django.test import Client
 from freezegun import freeze_time
 
 from embudo.accounts.actions import create_api_key
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.errors import ValidationFailed
 from embudo.handoff import actions
 from embudo.handoff.models import Feedback, Handoff, MarketingCommitment, SlaPolicy
 from embudo.scoring.predictive import features

@@ -27,6 +27,9 @@ from embudo.crm.models import (
     LifecycleTransition,
     PropertyDefinition,
 )
+from embudo.csvimport import table
+from embudo.csvimport.run import ImportOptions, run_import
+from embudo.csvimport.source import CsvSource
 from tests.factories import make_company, make_contact
 from tests.journeys import journey
 
@@ -453,7 +456,7 @@ def test_delimiter_option_overrides_a_wrong_guess(tmp_path: Path) -> None:
     path = write(
         tmp_path, "email\tname, given\tname, family\na@example.com\tAnn\tLee\n", name="c.tsv"
     )
-    assert importing.CsvSource(path).delimiter == ","
+    assert CsvSource(path).delimiter == ","
 
     run("contacts", path, "--delimiter", "tab")
 
@@ -465,7 +468,7 @@ def test_progress_bar_reports_both_passes_on_stderr(
 ) -> None:
     path = write(tmp_path, "email\n" + "".join(f"p{i}@example.com\n" for i in range(30)))
 
-    importing.run_import("contacts", path, importing.ImportOptions(progress=True))
+    run_import("contacts", path, ImportOptions(progress=True))
 
     progress = capsys.readouterr().err
     assert "Checking contacts.csv" in progress
@@ -612,7 +615,7 @@ def test_a_bad_last_row_leaves_everything_as_it_was(tmp_path: Path) -> None:
 
 
 def test_a_failure_midway_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importing, "WRITE_CHUNK", 10)
+    monkeypatch.setattr(table, "WRITE_CHUNK", 10)
     real_insert_rows = importing.insert_rows
     history_writes: list[int] = []
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Activity, Contact, LifecycleTransition, TransitionCause
+from embudo.errors import ValidationFailed
 from tests.factories import make_contact, make_user
 from tests.journeys import journey
 

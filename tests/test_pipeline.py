@@ -252,7 +252,7 @@ def test_moments_a_reaction_causes_reach_the_reactions_after_it_in_the_same_run(
 def test_an_import_is_told_as_history(
     django_capture_on_commit_callbacks: Any, only_reactions: Any, tmp_path: Any
 ) -> None:
-    from embudo.crm.importing import ImportOptions, run_import
+    from embudo.csvimport.run import ImportOptions, run_import
 
     runs = heard(only_reactions)
     path = tmp_path / "contacts.csv"

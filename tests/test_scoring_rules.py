@@ -9,7 +9,7 @@ import pytest
 from freezegun import freeze_time
 
 from embudo.scoring import actions, engine, queries
-from embudo.scoring.models import ContactScore, ScoreHistory
+from embudo.scoring.models import ContactScore, ModelStatus, ScoreHistory
 from tests.factories import (
     PRICING,
     event_rule,
@@ -43,6 +43,18 @@ def test_engagement_halves_every_half_life_without_a_rescore() -> None:
     assert score(contact, model, T0 + dt.timedelta(days=20)).engagement == pytest.approx(2.5)
     # Only the events changed the stored row: reading at a later time wrote nothing.
     assert ScoreHistory.objects.filter(contact=contact).count() == 1
+
+
+def test_a_model_created_before_any_contact_exists_ends_ready() -> None:
+    model = make_scoring_model(
+        [fit_rule("job_title", "contains", "director", 15), event_rule(PRICING, 10)]
+    )
+
+    outcome = actions.rescore_model(model, version=model.version)  # what its queued task runs
+
+    model.refresh_from_db()
+    assert (model.status, model.last_error) == (ModelStatus.READY, "")
+    assert outcome is not None and outcome.contacts == 0
 
 
 def test_an_older_event_counts_less_than_a_fresh_one() -> None:

@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from embudo.accounts.models import ApiKey, AuditEntry, Scope
 from embudo.accounts.roles import ADMIN, ROLES, sync_role_groups
+from embudo.errors import EmbudoError
 
 KEY_PREFIX = "emb_"
 
 
-class AccountError(ValueError):
+class AccountError(EmbudoError, ValueError):
     """A user or key request that cannot be carried out; the message says why."""
 
 

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from embudo.analytics.costs import CostKey, set_cost
 from embudo.analytics.models import Cost
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 
 
 @admin.register(Cost)

@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from django.db.models import Case, F, FloatField, Func, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, F, FloatField, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from embudo.analytics import markov, stamps
-from embudo.analytics.columns import numeric_columns
 from embudo.analytics.funnel import FILTER_OPTIONS, Filters, contacts_in_scope, filters_from
 from embudo.crm.models import LifecycleStage, LifecycleTransition
+from embudo.db.columns import numeric_columns
+from embudo.db.functions import EpochMillis
 from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus
 from embudo.reports import ReportError, ReportOption, ReportParams, ReportSpec, Table
@@ -62,35 +63,6 @@ _LEAD_LEVELS = (
     LifecycleStage.CUSTOMER,
 )
 _BEFORE_LEAD = ("", LifecycleStage.SUBSCRIBER, LifecycleStage.DISQUALIFIED)
-
-
-class EpochMillis(Func):
-    """A date-time column as milliseconds since 1970 (a float), on SQLite and PostgreSQL.
-
-    SQLite's date functions keep milliseconds, so times are compared to the millisecond; there
-    the value is whole milliseconds (an integer, which travels from the database as fewer digits).
-    """
-
-    output_field = FloatField()
-    arity = 1
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template=(
-                "CAST(round((julianday(%(expressions)s) - 2440587.5) * 86400000.0) AS INTEGER)"
-            ),
-            **extra,
-        )
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(EXTRACT(EPOCH FROM %(expressions)s) * 1000.0)::double precision",
-            **extra,
-        )
 
 
 # -- the request and the result -----------------------------------------------------------------

@@ -17,15 +17,15 @@ from django.utils.translation import gettext as _
 
 from embudo.accounts.actions import record_audit
 from embudo.analytics.models import Cost
-from embudo.crm.errors import ValidationFailed
 from embudo.deals.actions import rate_for, to_reporting
 from embudo.deals.periods import PeriodError, parse_period
+from embudo.errors import EmbudoError, ValidationFailed
 from embudo.tracking.models import Campaign, Channel
 
 _RANGE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*(?:\.\.|/|\u2013| to )\s*(\d{4}-\d{2}-\d{2})\s*$")
 
 
-class CostValueError(ValueError):
+class CostValueError(EmbudoError, ValueError):
     """A cost's period, target or amount that cannot be used; the message says why."""
 
 

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
-from django.db.models import Case, F, FloatField, Func, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, FloatField, IntegerField, QuerySet, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from embudo.analytics import stamps
-from embudo.analytics.columns import numeric_columns
 from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition
+from embudo.db.columns import numeric_columns, plain_rows
+from embudo.db.functions import EpochSeconds, JulianMillis, epoch_of_julian_ms
 from embudo.deals.periods import add_months, current
 from embudo.reports import ReportError, ReportOption, ReportParams, ReportSpec, Table
 
@@ -162,38 +163,6 @@ def bucket_of(times: np.ndarray, starts: Sequence[dt.date]) -> np.ndarray:
 # -- reading the history ------------------------------------------------------------------------
 
 
-class Epoch(Func):
-    """A date-time column as seconds since 1970 (a float, to the millisecond) on both databases."""
-
-    output_field = FloatField()
-    arity = 1
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # julianday() keeps milliseconds; the same stored time always gives the same float, and
-        # whole seconds (the period borders) are exact.
-        template = "((julianday(%(expressions)s) - 2440587.5) * 86400.0)"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "ROUND(EXTRACT(EPOCH FROM %(expressions)s)::numeric, 3)::double precision"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
-class JulianMillis(Func):
-    """SQLite's own exact form of a date-time: whole milliseconds of the Julian day (its
-    julianday() is this ÷ 86,400,000). As an integer a time travels from the database as a few
-    digits, and ``epoch_of_julian_ms`` turns it into Epoch's seconds with the very arithmetic
-    SQLite would have done, so the seconds are the same to the last bit."""
-
-    output_field = IntegerField()
-    arity = 1
-    template = "CAST(round(julianday(%(expressions)s) * 86400000.0) AS INTEGER)"
-
-
-def epoch_of_julian_ms(julian_ms: np.ndarray) -> np.ndarray:
-    return (julian_ms / 86400000.0 - 2440587.5) * 86400.0
-
-
 def _rank(column: str, blank: int) -> Case:
     whens = [When(**{column: stage}, then=Value(rank)) for stage, rank in RANKS.items()]
     whens.append(When(**{column: LifecycleStage.DISQUALIFIED}, then=Value(DISQUALIFIED_RANK)))
@@ -216,14 +185,6 @@ def contacts_in_scope(filters: Filters) -> QuerySet[Contact]:
         else:
             contacts = contacts.filter(persona_assignment__persona__name=persona)
     return contacts
-
-
-def _rows(query: QuerySet[Any]) -> list[tuple[Any, ...]]:
-    """Run an ORM-built query and fetch its plain tuples (no per-row model or converter work)."""
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 @dataclass
@@ -308,7 +269,9 @@ def _load_history(request: FunnelRequest) -> History:
         .annotate(
             r=_rank("to_stage", OUTSIDE_RANK),
             fr=_rank("from_stage", CREATED_RANK),
-            t=JulianMillis("changed_at") if sqlite else Epoch("changed_at"),
+            t=JulianMillis("changed_at")
+            if sqlite
+            else EpochSeconds("changed_at", to_millisecond=True),
         )
         .values_list("contact_id", "r", "fr", "t")
         .order_by("contact_id", "changed_at", "id")
@@ -483,7 +446,7 @@ _GROUP_TABLES = {
 
 def _group_codes(history: History, breakdown: str) -> tuple[list[Any], np.ndarray]:
     """Each group's key value, and the group code of every contact of the history."""
-    rows = _rows(
+    rows = plain_rows(
         Contact.objects.filter(pk__in=history.contact_ids)
         .annotate(k=_key_expression(breakdown))
         .values_list("pk", "k")

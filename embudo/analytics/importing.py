@@ -26,25 +26,15 @@ from embudo.analytics.costs import (
     parse_cost_period,
     set_cost,
 )
-from embudo.crm.errors import ValidationFailed
-from embudo.crm.importing import (
-    FIELD,
-    CsvSource,
-    ErrorReport,
-    FieldSpec,
-    Importer,
-    ImportFileError,
-    ImportOptions,
-    ImportResult,
-    ParsedRow,
-    Record,
-    RowValueError,
-    TableImport,
-    register_importer,
-    text,
-)
+from embudo.csvimport.cells import RowValueError, text
+from embudo.csvimport.mapping import FIELD, FieldSpec
+from embudo.csvimport.report import ImportFileError
+from embudo.csvimport.run import Importer, register_importer
+from embudo.csvimport.source import Record
+from embudo.csvimport.table import ParsedRow, TableImport, run_table
 from embudo.deals import actions as deal_actions
 from embudo.deals.importing import parse_currency, parse_deal_datetime, parse_money
+from embudo.errors import ValidationFailed
 
 
 def _period(raw: str) -> Any:
@@ -69,7 +59,6 @@ class CostImport(TableImport):
     """Costs, one per campaign (or channel) and period; a figure already recorded for the same
     target and days is replaced, so importing a corrected file again does not count twice."""
 
-    object_type = None
     noun = "costs"
 
     def field_specs(self) -> dict[str, FieldSpec]:
@@ -216,16 +205,10 @@ class CostImport(TableImport):
             self.result.counts["campaigns" if f["key"].campaign_id else "channels"] += 1
 
 
-def _run(
-    source: CsvSource, options: ImportOptions, result: ImportResult, report: ErrorReport
-) -> None:
-    CostImport(source, options, result, report).run()
-
-
 register_importer(
     Importer(
         "costs",
-        _run,
+        run_table(CostImport),
         gettext_lazy(
             "marketing spend: campaign or channel, period (2026-03, 2026-Q1…), amount, currency"
         ),

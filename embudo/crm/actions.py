@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
     Activity,
@@ -35,6 +34,7 @@ from embudo.crm.models import (
     TransitionCause,
 )
 from embudo.crm.properties import PropertyValueError, coerce, property_name
+from embudo.errors import ValidationFailed
 
 # Ids per statement when many are sent to the database (SQLite's variable limit).
 ID_CHUNK = 5_000

@@ -16,7 +16,6 @@ from django.http import HttpRequest
 
 from embudo.accounts.admin import ReadOnlyAdmin
 from embudo.crm import actions
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     Activity,
     Company,
@@ -24,6 +23,7 @@ from embudo.crm.models import (
     LifecycleTransition,
     PropertyDefinition,
 )
+from embudo.errors import ValidationFailed
 
 
 def _changed(form: ModelForm[Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -17,9 +17,8 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import actions, queries
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Activity, Company, Contact, ObjectType, TransitionCause
 from embudo.crm.schemas import (
     ActivityCreate,
@@ -50,6 +49,7 @@ from embudo.crm.schemas import (
     property_data,
     transition_data,
 )
+from embudo.errors import ValidationFailed
 
 router: Router = Router(tags=["crm"])
 

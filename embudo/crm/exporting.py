@@ -29,11 +29,12 @@ from embudo.crm.models import (
     ObjectType,
     PropertyDefinition,
 )
+from embudo.errors import EmbudoError
 
 CHUNK_SIZE = 2000
 
 
-class ExportError(Exception):
+class ExportError(EmbudoError):
     """The export cannot run (an unknown kind, say); the message says why."""
 
 

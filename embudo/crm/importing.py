@@ -1,48 +1,23 @@
-"""CSV import: reading real-world files, mapping their headers to fields, row-level errors, one
-transaction per run, and the contacts and companies importers.
-
-Other apps add kinds (deals, events, costs…) by registering an :class:`Importer` in
-:data:`IMPORTERS` from their own ``importing`` module; `embudo import KIND FILE` discovers them.
-They reuse :class:`CsvSource` (encoding, delimiter, line numbers), :class:`ErrorReport`,
-:func:`map_columns` and :class:`TableImport` (check pass, then chunked writes), and
-:func:`run_import` gives every kind the same atomicity, dry run and audit entry.
+"""CSV import of contacts and companies: their fields as other tools name them, their custom
+properties, companies found by external id, domain or name, and the lifecycle history rebuilt
+from stage-date columns; through the engine in :mod:`embudo.csvimport`. Once an import commits,
+the reaction pipeline hears of the whole run as history (see :mod:`embudo.pipeline`).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
-import gc
-import io
-import re
-import sys
-import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
-from typing import IO, Any, ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
-from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Model, Q
 from django.db.models.functions import Lower
-from django.utils import timezone
-from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from tqdm import tqdm
 
 from embudo import pipeline
-from embudo.accounts.actions import record_audit
 from embudo.crm.actions import CONTACT_FIELDS, define_property
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     FUNNEL_ORDER,
     Company,
@@ -64,615 +39,77 @@ from embudo.crm.properties import (
     parse_number,
     property_name,
 )
+from embudo.csvimport.cells import (
+    RowValueError,
+    choice_parser,
+    owner_parser,
+    parse_domain,
+    parse_email,
+    text,
+)
+from embudo.csvimport.mapping import FieldSpec, normalize_header
+from embudo.csvimport.run import Importer, register_importer
+from embudo.csvimport.table import ParsedRow, TableImport, run_table
+from embudo.db.bulk import insert_rows, update_rows
 
-DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * 1024
-# Rows written per round of look-ups and bulk writes: big enough that queries are few, small
-# enough that a chunk's objects never weigh much.
-WRITE_CHUNK = 1000
-# Past this many problems only the count grows, so a file where every row is wrong cannot
-# exhaust memory with its own error report.
-MAX_ERRORS_KEPT = 100_000
+# -- custom properties --------------------------------------------------------------------------
+
 # Custom-property types a column can be inferred as, narrowest first (as properties.infer_type).
-_INFERABLE: tuple[str, ...] = (PropertyType.BOOLEAN, PropertyType.NUMBER, PropertyType.DATE)
 _TYPE_PARSERS: dict[str, Callable[[str], Any]] = {
     PropertyType.BOOLEAN: parse_boolean,
     PropertyType.NUMBER: parse_number,
     PropertyType.DATE: parse_date,
 }
-_OVERRIDABLE_TYPES = (
-    PropertyType.TEXT,
-    PropertyType.NUMBER,
-    PropertyType.BOOLEAN,
-    PropertyType.DATE,
-)
 
 
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported (unreadable, no header, bad mapping…)."""
+class RecordProperties:
+    """The custom properties of contacts or companies (``object_type``), as the import engine
+    fills them: see :class:`embudo.csvimport.mapping.CustomProperties`."""
 
+    inferable: tuple[str, ...] = tuple(_TYPE_PARSERS)
+    fallback: str = PropertyType.TEXT
+    overridable: tuple[str, ...] = (
+        PropertyType.TEXT,
+        PropertyType.NUMBER,
+        PropertyType.BOOLEAN,
+        PropertyType.DATE,
+    )
 
-class RowValueError(ValueError):
-    """One cell's value cannot be used; the message says why."""
+    def __init__(self, object_type: str) -> None:
+        self.object_type = object_type
 
+    def name(self, header: str) -> str:
+        return property_name(header)
 
-# -- the error report ---------------------------------------------------------------------------
+    def declared(self) -> dict[str, tuple[str, list[str]]]:
+        definitions = PropertyDefinition.objects.filter(object_type=self.object_type)
+        return {d.name: (d.type, list(d.choices or [])) for d in definitions}
 
+    def reserved(self) -> set[str]:
+        """The model's own fields (as define_property says)."""
+        model: type[Model] = Contact if self.object_type == ObjectType.CONTACT else Company
+        names = {f.name for f in model._meta.get_fields()}
+        return names | {n.removesuffix("_id") for n in names} | {"id", "pk"}
 
-@dataclass(frozen=True, order=True)
-class RowError:
-    """A problem in one row: ``line`` is the file's line number (the header is line 1)."""
-
-    line: int
-    column: str
-    problem: str
-
-    def __str__(self) -> str:
-        if self.column:
-            return _("line %(line)s, column %(column)s: %(problem)s") % {
-                "line": self.line,
-                "column": repr(self.column),
-                "problem": self.problem,
-            }
-        return _("line %(line)s: %(problem)s") % {"line": self.line, "problem": self.problem}
-
-
-class ErrorReport:
-    """Every row problem of one import run, and which lines they make invalid."""
-
-    def __init__(self) -> None:
-        self._errors: list[RowError] = []
-        self.count = 0
-        self.invalid_lines: set[int] = set()
-
-    def add(self, line: int, column: str, problem: str) -> None:
-        self.count += 1
-        self.invalid_lines.add(line)
-        if len(self._errors) < MAX_ERRORS_KEPT:
-            self._errors.append(RowError(line, column, problem))
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def errors(self) -> list[RowError]:
-        return sorted(self._errors)
-
-    @property
-    def truncated(self) -> bool:
-        return self.count > len(self._errors)
-
-    def write_csv(self, path: str | Path) -> None:
-        write_errors_csv(self.errors, path)
-
-
-def write_errors_csv(errors: Iterable[RowError], path: str | Path) -> None:
-    """The report as CSV (line, column, problem), to fix the file with a spreadsheet beside it."""
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["line", "column", "problem"])
-        for error in errors:
-            writer.writerow([error.line, error.column, error.problem])
-
-
-# -- reading real-world CSV ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Record:
-    """One data row: its first line in the file and its raw cell values."""
-
-    line: int
-    values: list[str]
-
-
-# Bytes cp1252 leaves undefined; a file holding them is read as Latin-1 instead.
-_CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
-_DELIMITERS = (",", ";", "\t", "|")
-
-
-class _CountingReader(io.RawIOBase):
-    """A binary file that reports how many bytes have been read, for a byte-based progress bar."""
-
-    def __init__(self, raw: IO[bytes], on_read: Callable[[int], Any]) -> None:
-        self._raw = raw
-        self._on_read = on_read
-
-    def readable(self) -> bool:
+    def fits(self, type_: str, raw: str) -> bool:
+        try:
+            _TYPE_PARSERS[type_](raw)
+        except PropertyValueError:
+            return False
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if count:
-            self._on_read(count)
-        return count or 0
+    def coerce(self, raw: str, type_: str, choices: list[str]) -> Any:
+        return coerce(raw, type_, choices)
 
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class CsvSource:
-    """A CSV file as people really send them, read as a stream of :class:`Record`.
-
-    UTF-8 with or without BOM, UTF-16 with BOM, else cp1252 (Latin-1 when cp1252 cannot
-    decode it); CRLF or LF; ``,`` ``;`` tab or ``|`` delimited; quoted fields may span lines.
-    Blank lines are skipped; line numbers are the file's, so errors point where users look.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        delimiter: str | None = None,
-        encoding: str | None = None,
-        max_bytes: int | None = None,
-    ) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ImportFileError(_("there is no file at %(path)s") % {"path": self.path})
-        self.size = self.path.stat().st_size
-        configured = getattr(settings, "EMBUDO_MAX_IMPORT_BYTES", None)
-        limit = max_bytes or (int(configured) if configured else DEFAULT_MAX_IMPORT_BYTES)
-        if self.size > limit:
-            raise ImportFileError(
-                _(
-                    "the file is %(size)s, over the import limit of %(limit)s; split it into "
-                    "smaller files or raise EMBUDO_MAX_UPLOAD_MB"
-                )
-                % {"size": _human_bytes(self.size), "limit": _human_bytes(limit)}
-            )
-        if self.size == 0:
-            raise ImportFileError(_("the file is empty"))
-        self.encoding = encoding or _detect_encoding(self.path)
-        if delimiter is not None and len(delimiter) != 1:
-            raise ImportFileError(_("the delimiter must be one character, not %r") % delimiter)
-        self.delimiter = delimiter or self._sniff_delimiter()
-        self.header, self.header_line = self._read_header()
-
-    def open_text(self, on_read: Callable[[int], Any] | None = None) -> IO[str]:
-        raw: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed by the wrapper returned
-        if on_read is not None:
-            raw = io.BufferedReader(_CountingReader(raw, on_read))  # type: ignore[assignment]
-        return io.TextIOWrapper(raw, encoding=self.encoding, newline="")
-
-    def _not_decodable(self, error: UnicodeDecodeError) -> ImportFileError:
-        # Text is decoded a block ahead of the CSV reader, so no line number would be honest.
-        return ImportFileError(
-            _(
-                "the file is not %(encoding)s text (%(reason)s); leave out --encoding to let "
-                "Embudo detect it"
-            )
-            % {"encoding": self.encoding, "reason": error.reason}
-        )
-
-    def _sniff_delimiter(self) -> str:
-        # csv.Sniffer guesses badly from a single line, and the header is the one line whose
-        # cells seldom hold a delimiter: the candidate it holds most often (outside quotes) wins.
-        with self.open_text() as text:
-            try:
-                header = next((line for line in text if line.strip()), None)
-            except UnicodeDecodeError as error:
-                raise self._not_decodable(error) from None
-        if header is None:
-            raise ImportFileError(_("the file is empty"))
-        unquoted = re.sub(r'"[^"]*"', "", header)
-        counts = {d: unquoted.count(d) for d in _DELIMITERS}
-        best = max(_DELIMITERS, key=lambda d: counts[d])
-        return best if counts[best] else ","
-
-    def _reader(self, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
-        """(first line, values) of each non-blank CSV record."""
-        reader = csv.reader(text, delimiter=self.delimiter)
-        previous = 0
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as error:
-                raise self._not_decodable(error) from None
-            except csv.Error as error:
-                raise ImportFileError(
-                    _(
-                        'line %(line)s: the file cannot be read as CSV (%(error)s); a quote (") '
-                        "that is never closed is the usual cause"
-                    )
-                    % {"line": previous + 1, "error": error}
-                ) from None
-            line = previous + 1
-            previous = reader.line_num
-            if any(value.strip() for value in values):
-                yield line, values
-
-    def _read_header(self) -> tuple[list[str], int]:
-        with self.open_text() as text:
-            for line, values in self._reader(text):
-                header = [value.strip() for value in values]
-                if header and header[0].startswith("ï»¿"):
-                    # A UTF-8 byte-order mark in a file that is otherwise cp1252.
-                    header[0] = header[0][3:].strip()
-                header = [value.lstrip("\ufeff") for value in header]
-                while header and not header[-1]:
-                    header.pop()
-                return header, line
-        raise ImportFileError(_("the file is empty: it has no header row"))
-
-    def records(self, progress: tqdm | None = None) -> Iterator[Record]:
-        """Every data row after the header, streamed from the file."""
-        on_read = progress.update if progress is not None else None
-        with self.open_text(on_read) as text:
-            rows = self._reader(text)
-            for line, _values in rows:
-                if line >= self.header_line:
-                    break
-            for line, values in rows:
-                yield Record(line, values)
-
-
-def _detect_encoding(path: Path) -> str:
-    """The file's encoding, from one streaming pass over its bytes; refuses binary files."""
-    with open(path, "rb") as raw:
-        head = raw.read(4)
-        if head.startswith(b"PK\x03\x04"):
-            raise ImportFileError(
-                _(
-                    "this is a spreadsheet or zip archive (an .xlsx file?), not CSV; "
-                    "save it as CSV (UTF-8) first"
-                )
-            )
-        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            return "utf-16"
-        raw.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        utf8, cp1252, offset = True, True, 0
-        while chunk := raw.read(1 << 20):
-            nul = chunk.find(b"\x00")
-            if nul >= 0:
-                raise ImportFileError(
-                    _(
-                        "the file holds NUL bytes (the first at byte %(offset)s): it is a binary "
-                        "file, not CSV text; save it as CSV first"
-                    )
-                    % {"offset": offset + nul}
-                )
-            if utf8:
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-            if cp1252 and any(byte in chunk for byte in _CP1252_UNDEFINED):
-                cp1252 = False
-            offset += len(chunk)
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-    if utf8:
-        return "utf-8-sig"
-    return "cp1252" if cp1252 else "latin-1"
-
-
-def _human_bytes(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    if size >= 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size} bytes"
-
-
-# -- header mapping -----------------------------------------------------------------------------
-
-
-def normalize_header(header: str) -> str:
-    """The key headers are matched by: ``"E-mail Address"`` and ``"email_address"`` agree."""
-    decomposed = unicodedata.normalize("NFKD", header.lower())
-    return re.sub(r"[^a-z0-9]", "", decomposed.encode("ascii", "ignore").decode())
-
-
-FIELD = "field"
-PROPERTY = "property"
-STAGE_DATE = "stage_date"
-
-
-@dataclass
-class Column:
-    """Where one column of the file goes."""
-
-    index: int
-    header: str
-    kind: str  # FIELD, PROPERTY or STAGE_DATE
-    target: str  # the field name, property name, or stage
-    type: str = ""  # a property's type; "" while it is still to be inferred from the file
-    choices: list[str] = field(default_factory=list)
-    declared: bool = False  # the property already exists (or its type was given)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """A built-in field an importer fills: how a cell becomes its value, and its other names."""
-
-    name: str
-    parse: Callable[[str], Any]
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass
-class ImportOptions:
-    mapping: dict[str, str] = field(default_factory=dict)  # source column → field
-    id_column: str | None = None
-    types: dict[str, str] = field(default_factory=dict)  # source column → property type
-    dry_run: bool = False
-    skip_invalid: bool = False
-    delimiter: str | None = None
-    encoding: str | None = None
-    progress: bool = False
-    actor: Any = None
-
-
-@dataclass
-class ImportResult:
-    kind: str
-    file: str
-    dry_run: bool = False
-    committed: bool = False
-    rows: int = 0  # data rows read (blank lines not counted)
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0  # invalid rows left out under --skip-invalid
-    properties: dict[str, str] = field(default_factory=dict)  # new property → type
-    counts: dict[str, int] = field(default_factory=dict)  # kind-specific, e.g. companies_created
-    notes: list[str] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    error_count: int = 0
-    # Ids of the records created or changed (the pipeline hears of them once it commits).
-    changed_ids: list[int] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "rows": self.rows,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "skipped": self.skipped,
-            "properties": self.properties,
-            **self.counts,
-        }
-
-
-def map_columns(
-    header: Sequence[str],
-    *,
-    fields: Mapping[str, FieldSpec],
-    options: ImportOptions,
-    object_type: str | None,
-    stage_of: Callable[[str], str | None] = lambda key: None,
-    read_only: Iterable[str] = (),
-) -> tuple[list[Column], list[str]]:
-    """Decide where each column goes; returns the columns and notes on those left out.
-
-    Order of precedence: ``--map``, ``--id-column``, a built-in field by name or alias, a stage
-    date (``became_mql_at``), a column Embudo computes itself (skipped), and otherwise a custom
-    property of ``object_type``. Every problem found is reported at once.
-    """
-    problems: list[str] = []
-    notes: list[str] = []
-    keys = [normalize_header(h) for h in header]
-    first_at: dict[str, int] = {}
-    repeated: set[int] = set()
-    for index, key in enumerate(keys):
-        if not header[index]:
-            continue
-        if key in first_at:
-            repeated.add(index)
-            problems.append(
-                _("columns %(a)s and %(b)s have the same name (%(name)r)")
-                % {"a": first_at[key] + 1, "b": index + 1, "name": header[index]}
-            )
-        else:
-            first_at[key] = index
-
-    def column_named(name: str, option: str) -> int | None:
-        index = first_at.get(normalize_header(name))
-        if index is None:
-            problems.append(
-                _(
-                    "%(option)s names column %(name)r, which the file does not have "
-                    "(it has: %(cols)s)"
-                )
-                % {"option": option, "name": name, "cols": ", ".join(h for h in header if h)}
-            )
-        return index
-
-    alias_to_field: dict[str, str] = {}
-    for spec in fields.values():
-        for alias in (spec.name, *spec.aliases):
-            alias_to_field[normalize_header(alias)] = spec.name
-    existing = (
-        {d.name: d for d in PropertyDefinition.objects.filter(object_type=object_type)}
-        if object_type
-        else {}
-    )
-    builtin = _builtin_names(object_type) if object_type else set()
-
-    chosen: dict[int, tuple[str, str]] = {}  # column index → (kind, target)
-    ignored: set[int] = set()
-    for source, target in options.mapping.items():
-        mapped = column_named(source, "--map")
-        if mapped is None:
-            continue
-        target = target.strip()
-        key = normalize_header(target)
-        if target == "-":
-            ignored.add(mapped)
-        elif key in alias_to_field:
-            chosen[mapped] = (FIELD, alias_to_field[key])
-        elif stage_of(key):
-            chosen[mapped] = (STAGE_DATE, stage_of(key) or "")
-        elif target.startswith("property:") and object_type:
-            chosen[mapped] = (PROPERTY, property_name(target.removeprefix("property:")))
-        elif property_name(target) in existing:
-            chosen[mapped] = (PROPERTY, property_name(target))
-        else:
-            problems.append(
-                _(
-                    "--map %(source)r=%(target)r: %(target)r is not a field; use one of "
-                    "%(fields)s, property:NAME for a custom property, or - to skip the column"
-                )
-                % {"source": source, "target": target, "fields": ", ".join(fields)}
-            )
-    if options.id_column:
-        if "external_id" not in fields:
-            problems.append(_("--id-column: this kind of record has no external id"))
-        else:
-            id_index = column_named(options.id_column, "--id-column")
-            if id_index is not None:
-                chosen[id_index] = (FIELD, "external_id")
-
-    read_only_keys = {normalize_header(h) for h in read_only}
-    columns: list[Column] = []
-    for index, name in enumerate(header):
-        if index in ignored:
-            notes.append(_("column %r skipped (--map)") % name)
-            continue
-        if not name or index in repeated:
-            continue  # a column without a name: its cells must stay empty (checked per row)
-        key = keys[index]
-        if index in chosen:
-            kind, target = chosen[index]
-        elif key in alias_to_field:
-            kind, target = FIELD, alias_to_field[key]
-        elif stage := stage_of(key):
-            kind, target = STAGE_DATE, stage
-        elif key in read_only_keys:
-            notes.append(_("column %r is computed by Embudo and was not imported") % name)
-            continue
-        elif object_type is None:
-            problems.append(_("column %r is not a field this kind of record has") % name)
-            continue
-        else:
-            kind, target = PROPERTY, property_name(name)
-            if not target:
-                problems.append(
-                    _("column %(n)s (%(name)r) has no letters or digits to name a property with")
-                    % {"n": index + 1, "name": name}
-                )
-                continue
-        if kind == PROPERTY and target in builtin:
-            problems.append(
-                _(
-                    "column %(name)r would become the custom property %(target)r, which is a "
-                    "built-in name; map it with --map %(name)r=FIELD, --id-column, or skip it "
-                    "with --map %(name)r=-"
-                )
-                % {"name": name, "target": target}
-            )
-            continue
-        column = Column(index=index, header=name, kind=kind, target=target)
-        if kind == PROPERTY and target in existing:
-            column.type = existing[target].type
-            column.choices = list(existing[target].choices or [])
-            column.declared = True
-        columns.append(column)
-
-    by_target: dict[tuple[str, str], Column] = {}
-    for column in columns:
-        other = by_target.setdefault((column.kind, column.target), column)
-        if other is not column:
-            problems.append(
-                _("columns %(a)r and %(b)r both fill %(target)r; keep one or remap the other")
-                % {"a": other.header, "b": column.header, "target": column.target}
-            )
-
-    for source, type_ in options.types.items():
-        typed = column_named(source, "--type")
-        if typed is None:
-            continue
-        type_ = type_.strip().lower()
-        target_column = next((c for c in columns if c.index == typed), None)
-        if type_ not in _OVERRIDABLE_TYPES:
-            problems.append(
-                _("--type %(source)r=%(type)r: the type must be one of %(types)s")
-                % {"source": source, "type": type_, "types": ", ".join(_OVERRIDABLE_TYPES)}
-            )
-        elif target_column is None or target_column.kind != PROPERTY:
-            problems.append(
-                _("--type %r: only columns that become custom properties take a type") % source
-            )
-        elif target_column.declared and target_column.type != type_:
-            problems.append(
-                _("--type %(source)r=%(type)s: the property %(name)r already exists as %(old)s")
-                % {
-                    "source": source,
-                    "type": type_,
-                    "name": target_column.target,
-                    "old": target_column.type,
-                }
-            )
-        else:
-            target_column.type = type_
-    if problems:
-        raise ImportFileError("\n".join(problems))
-    return columns, notes
-
-
-def _builtin_names(object_type: str) -> set[str]:
-    """Names a custom property cannot take: the model's own fields (as define_property says)."""
-    model: type[Model] = Contact if object_type == ObjectType.CONTACT else Company
-    names = {f.name for f in model._meta.get_fields()}
-    return names | {n.removesuffix("_id") for n in names} | {"id", "pk"}
+    def define(self, name: str, type_: str, *, label: str, actor: Any) -> None:
+        define_property(self.object_type, name, type_, label=label, actor=actor)
 
 
 # -- cell parsers -------------------------------------------------------------------------------
 
 
-def text(max_length: int) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if len(raw) > max_length:
-            raise RowValueError(
-                _("the value is %(n)s characters long; at most %(max)s fit")
-                % {"n": len(raw), "max": max_length}
-            )
-        return raw
-
-    return parse
-
-
 def _max_length(model: type[Model], name: str) -> int:
     return int(model._meta.get_field(name).max_length or 255)  # type: ignore[union-attr]
-
-
-# Addresses of this plain shape pass Django's validator too, so only the others need it; it
-# costs ten times more, which shows on a file of a million cells.
-_PLAIN_EMAIL = re.compile(
-    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
-_EMAIL_MAX_LENGTH = 254  # Contact.email's column
-
-
-def parse_email(raw: str) -> str:
-    email = raw.lower()
-    if len(email) > _EMAIL_MAX_LENGTH:
-        raise RowValueError(
-            _("the email address is %(n)s characters long; at most %(max)s fit")
-            % {"n": len(email), "max": _EMAIL_MAX_LENGTH}
-        )
-    if _PLAIN_EMAIL.fullmatch(email) is None:
-        try:
-            validate_email(email)
-        except DjangoValidationError:
-            raise RowValueError(_("%r is not a valid email address") % raw) from None
-    return email
-
-
-def parse_domain(raw: str) -> str:
-    """``https://www.Acme.com/about`` → ``acme.com``."""
-    domain = re.sub(r"^[a-z]+://", "", raw.lower()).split("/", 1)[0].removeprefix("www.")
-    if not domain or len(domain) > 255 or re.search(r"\s", domain):
-        raise RowValueError(_("%r is not a domain name") % raw)
-    return domain
 
 
 def parse_when(raw: str) -> dt.datetime:
@@ -682,21 +119,6 @@ def parse_when(raw: str) -> dt.datetime:
         raise RowValueError(
             _("%r is not a date (use YYYY-MM-DD or YYYY-MM-DD HH:MM)") % raw
         ) from None
-
-
-def choice_parser(names: Mapping[str, str], what: str) -> Callable[[str], str]:
-    """A parser for an enum whose values may be written many ways (``"Marketing Qualified"``)."""
-
-    def parse(raw: str) -> str:
-        value = names.get(normalize_header(raw))
-        if value is None:
-            raise RowValueError(
-                _("%(raw)r is not a %(what)s; use one of %(names)s")
-                % {"raw": raw, "what": what, "names": ", ".join(dict.fromkeys(names.values()))}
-            )
-        return value
-
-    return parse
 
 
 def _stage_names() -> dict[str, str]:
@@ -751,323 +173,7 @@ def _funnel_rank(stage: str) -> int:
     return FUNNEL_ORDER.index(stage) if stage in FUNNEL_ORDER else len(FUNNEL_ORDER)
 
 
-# -- the run: one transaction, dry run, audit ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Importer:
-    """A kind `embudo import` knows: ``run`` reads the source, reports row problems to the
-    report, counts its work in the result, and writes through the ORM; the caller owns the
-    transaction, so ``run`` never commits."""
-
-    kind: str
-    run: Callable[[CsvSource, ImportOptions, ImportResult, ErrorReport], None]
-    description: Any = ""  # a (lazily translated) line for `embudo import --help`
-
-
-IMPORTERS: dict[str, Importer] = {}
-
-
-def register_importer(importer: Importer) -> Importer:
-    IMPORTERS[importer.kind] = importer
-    return importer
-
-
-def discover_importers() -> dict[str, Importer]:
-    """Import every installed app's ``importing`` module, so each registers its kinds."""
-    autodiscover_modules("importing")
-    return IMPORTERS
-
-
-class _RollBack(Exception):
-    """Leaves the import's transaction without writing anything."""
-
-
-def run_import(kind: str, path: str | Path, options: ImportOptions | None = None) -> ImportResult:
-    """Import ``path`` as ``kind`` in one transaction.
-
-    Nothing is written when the run is a dry run, or when a row is invalid and ``skip_invalid``
-    is off; then ``result.committed`` is False and ``result.errors`` says why.
-    """
-    options = options or ImportOptions()
-    importer = discover_importers().get(kind)
-    if importer is None:
-        raise ImportFileError(
-            _("unknown kind %(kind)r; Embudo can import: %(kinds)s")
-            % {"kind": kind, "kinds": ", ".join(sorted(IMPORTERS))}
-        )
-    source = CsvSource(path, delimiter=options.delimiter, encoding=options.encoding)
-    result = ImportResult(kind=kind, file=str(path), dry_run=options.dry_run)
-    report = ErrorReport()
-    try:
-        with transaction.atomic(), _collector_paused():
-            importer.run(source, options, result, report)
-            result.errors, result.error_count = report.errors, len(report)
-            result.skipped = len(report.invalid_lines)
-            if options.dry_run or (len(report) and not options.skip_invalid):
-                raise _RollBack
-            record_audit(
-                "import",
-                kind[:32],
-                actor=options.actor,
-                changes={**result.summary(), "file": Path(path).name},
-            )
-            result.committed = True
-    except _RollBack:
-        pass
-    except IntegrityError as error:
-        # Only a concurrent writer can get here: every key was checked inside this transaction.
-        raise ImportFileError(
-            _("the database refused the import, nothing was written (%s); run it again") % error
-        ) from None
-    return result
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector: an import allocates millions of short-lived objects while
-    holding a large index of keys, and each automatic pass would scan that index again (a
-    quarter of the run's time, measured). Reference counting still frees everything an import
-    makes; any cycle left is collected once the collector resumes."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@contextmanager
-def progress_bar(enabled: bool, **kwargs: Any) -> Iterator[tqdm]:
-    bar = tqdm(file=sys.stderr, disable=not enabled, dynamic_ncols=True, **kwargs)
-    try:
-        yield bar
-    finally:
-        bar.close()
-
-
-# -- a table of records, in two streaming passes ------------------------------------------------
-
-
-@dataclass
-class ParsedRow:
-    line: int
-    fields: dict[str, Any] = field(default_factory=dict)  # only the non-empty cells
-    properties: dict[str, Any] = field(default_factory=dict)
-    stage_dates: list[tuple[str, dt.datetime]] = field(default_factory=list)
-
-
-class TableImport:
-    """Import rows of one model: a checking pass over the whole file (cell values, duplicate keys
-    within the file, custom property types), then a writing pass in chunks of
-    :data:`WRITE_CHUNK` rows, each chunk looked up and written with set-based queries.
-
-    Subclasses give ``fields``, ``keys`` (values that must be unique within the file) and
-    ``write_chunk``.
-    """
-
-    object_type: ClassVar[str | None] = None
-    noun: ClassVar[str] = "rows"
-
-    def __init__(
-        self,
-        source: CsvSource,
-        options: ImportOptions,
-        result: ImportResult,
-        report: ErrorReport,
-    ) -> None:
-        self.source, self.options, self.result, self.report = source, options, result, report
-        self.now = timezone.now()
-        self.fields = self.field_specs()
-        self.columns, notes = map_columns(
-            source.header,
-            fields=self.fields,
-            options=options,
-            object_type=self.object_type,
-            stage_of=self.stage_of,
-            read_only=self.read_only_columns(),
-        )
-        result.notes.extend(notes)
-        self.width = len(source.header)
-        # Each built-in field's column header, to name it in row errors.
-        self.headers = {c.target: c.header for c in self.columns if c.kind == FIELD}
-        self.unnamed = [index for index, name in enumerate(source.header) if not name]
-
-    # Hooks for subclasses.
-    def field_specs(self) -> dict[str, FieldSpec]:
-        raise NotImplementedError
-
-    def stage_of(self, key: str) -> str | None:
-        return None
-
-    def read_only_columns(self) -> Iterable[str]:
-        return ()
-
-    # The fields that identify a record, with the words row errors call them by.
-    key_labels: ClassVar[dict[str, Any]] = {}
-
-    def keys(self, row: ParsedRow) -> Iterable[tuple[str, str]]:
-        """(field, value) of each value that identifies the row's record within the file."""
-        return ()
-
-    def write_chunk(self, rows: list[ParsedRow]) -> None:
-        raise NotImplementedError
-
-    # The passes.
-    def run(self) -> None:
-        self.check()
-        self.define_properties()
-        self.write()
-
-    def parse(self, record: Record) -> tuple[ParsedRow, bool]:
-        """The row's good values, and whether every cell was good (problems go to the report)."""
-        values = record.values
-        ok = True
-        if len(values) > self.width and any(v.strip() for v in values[self.width :]):
-            self.report.add(
-                record.line,
-                "",
-                _("the row has %(n)s values but the header names only %(m)s columns")
-                % {"n": len(values), "m": self.width},
-            )
-            ok = False
-        row = ParsedRow(record.line)
-        count = len(values)
-        for column in self.columns:
-            index = column.index
-            raw = values[index].strip() if index < count else ""
-            if not raw:
-                continue
-            try:
-                if column.kind == FIELD:
-                    row.fields[column.target] = self.fields[column.target].parse(raw)
-                elif column.kind == STAGE_DATE:
-                    row.stage_dates.append((column.target, parse_when(raw)))
-                elif column.type:
-                    row.properties[column.target] = coerce(raw, column.type, column.choices)
-                else:
-                    row.properties[column.target] = raw  # typed once the whole file is read
-            except ValueError as error:
-                self.report.add(record.line, column.header, str(error))
-                ok = False
-        for index in self.unnamed:
-            if index < count and values[index].strip():
-                self.report.add(
-                    record.line,
-                    _("column %s") % (index + 1),
-                    _("the cell holds a value but its column has no name in the header"),
-                )
-                ok = False
-        return row, ok
-
-    def check(self) -> None:
-        """First pass: every cell, duplicate keys within the file, and the inferred types."""
-        to_infer = {
-            c.index: set(_INFERABLE) for c in self.columns if c.kind == PROPERTY and not c.type
-        }
-        filled: set[int] = set()  # columns with at least one value
-        seen: dict[tuple[str, str], int] = {}
-        reported: set[tuple[str, str]] = set()
-        rows = 0
-        with progress_bar(
-            self.options.progress,
-            total=self.source.size,
-            unit="B",
-            unit_scale=True,
-            desc=_("Checking %s") % self.source.path.name,
-        ) as bar:
-            for record in self.source.records(bar if self.options.progress else None):
-                rows += 1
-                row, _ok = self.parse(record)
-                for index, candidates in to_infer.items():
-                    if index < len(record.values) and (raw := record.values[index].strip()):
-                        filled.add(index)
-                        if candidates:
-                            _narrow(candidates, raw)
-                # Keys count even on a row with other problems: fixing those must not reveal
-                # a duplicate only then.
-                for key, value in self.keys(row):
-                    first = seen.setdefault((key, value), record.line)
-                    if first != record.line:
-                        header = self.headers.get(key, key)
-                        problem = _("%(label)s %(value)s appears on line %(a)s and line %(b)s") % {
-                            "label": self.key_labels.get(key, key),
-                            "value": value,
-                            "a": first,
-                            "b": record.line,
-                        }
-                        if (key, value) not in reported:
-                            reported.add((key, value))
-                            self.report.add(first, header, problem)
-                        self.report.add(record.line, header, problem)
-        if rows == 0:
-            raise ImportFileError(_("the file has a header row but no data rows"))
-        self.result.rows = rows
-        for column in list(self.columns):
-            if column.index not in to_infer:
-                continue
-            if column.index not in filled:
-                # Exports from other tools carry dozens of never-used columns: no property for them.
-                self.columns.remove(column)
-                self.result.notes.append(
-                    _("column %r is empty in every row; no property was created for it")
-                    % column.header
-                )
-                continue
-            candidates = to_infer[column.index]
-            column.type = next((t for t in _INFERABLE if t in candidates), PropertyType.TEXT)
-
-    def define_properties(self) -> None:
-        """Create the custom properties the file brings, with their types."""
-        for column in self.columns:
-            if column.kind != PROPERTY or column.declared:
-                continue
-            try:
-                define_property(
-                    self.object_type or "",
-                    column.target,
-                    column.type,
-                    label=column.header,
-                    actor=self.options.actor,
-                )
-            except ValidationFailed as failed:
-                raise ImportFileError(
-                    _("column %(name)r cannot become a custom property: %(why)s")
-                    % {"name": column.header, "why": failed}
-                ) from None
-            column.declared = True
-            self.result.properties[column.target] = column.type
-
-    def write(self) -> None:
-        """Second pass: the valid rows, a chunk at a time."""
-        invalid = self.report.invalid_lines
-        total = self.result.rows - len(invalid)
-        with progress_bar(
-            self.options.progress, total=total, unit=" rows", desc=_("Importing %s") % self.noun
-        ) as bar:
-            chunk: list[ParsedRow] = []
-            for record in self.source.records():
-                if record.line in invalid:
-                    continue
-                row, _ok = self.parse(record)  # valid: the first pass read the same bytes
-                chunk.append(row)
-                if len(chunk) >= WRITE_CHUNK:
-                    self.write_chunk(chunk)
-                    bar.update(len(chunk))
-                    chunk = []
-            if chunk:
-                self.write_chunk(chunk)
-                bar.update(len(chunk))
-
-
-def _narrow(candidates: set[str], raw: str) -> None:
-    """Drop the types ``raw`` does not fit from a column's candidate types."""
-    for type_ in list(candidates):
-        try:
-            _TYPE_PARSERS[type_](raw)
-        except PropertyValueError:
-            candidates.discard(type_)
+# -- after an import ----------------------------------------------------------------------------
 
 
 # -- companies looked up by name, domain or external id -----------------------------------------
@@ -1138,30 +244,6 @@ class CompanyIndex:
 # -- contacts -----------------------------------------------------------------------------------
 
 
-def _active_users() -> dict[str, int]:
-    """Active users by lower-cased username and email: how an owner column names them."""
-    users: dict[str, int] = {}
-    rows = get_user_model().objects.filter(is_active=True).order_by("pk")
-    for pk, _username, email in rows.values_list("pk", "username", "email"):
-        if email:
-            users.setdefault(email.lower(), pk)
-    for pk, username, _email in rows.values_list("pk", "username", "email"):
-        users[username.lower()] = pk  # a username wins over someone else's email
-    return users
-
-
-def owner_parser() -> Callable[[str], int]:
-    users = _active_users()
-
-    def parse(raw: str) -> int:
-        pk = users.get(raw.lower())
-        if pk is None:
-            raise RowValueError(_("no active user has the username or email %r") % raw)
-        return pk
-
-    return parse
-
-
 def _export_read_only(kind: str) -> list[str]:
     from embudo.crm.exporting import read_only_headers
 
@@ -1172,8 +254,10 @@ class ContactImport(TableImport):
     """Contacts, updated or created by external id or email; their company linked or created by
     domain or name; their lifecycle history rebuilt from stage-date columns."""
 
-    object_type = ObjectType.CONTACT
     noun = "contacts"
+
+    def custom_properties(self) -> RecordProperties:
+        return RecordProperties(ObjectType.CONTACT)
 
     def field_specs(self) -> dict[str, FieldSpec]:
         length = lambda name: _max_length(Contact, name)  # noqa: E731 - a local shorthand
@@ -1238,6 +322,9 @@ class ContactImport(TableImport):
 
     def stage_of(self, key: str) -> str | None:
         return stage_of_date_column(key)
+
+    def parse_stage_date(self, raw: str) -> dt.datetime:
+        return parse_when(raw)
 
     def read_only_columns(self) -> Iterable[str]:
         return _export_read_only("contacts")
@@ -1520,106 +607,6 @@ def _user_id(actor: Any) -> int | None:
     return actor.pk if getattr(actor, "is_authenticated", False) else None
 
 
-# -- bulk SQL -----------------------------------------------------------------------------------
-#
-# Django's bulk_create spends most of its time compiling each value, and bulk_update writes one
-# CASE per field: on 100,000 contacts the two took minutes. These helpers send the same rows as
-# multi-row INSERTs and a prepared UPDATE run with executemany, preparing values with Django's
-# own adapters only where a type needs one (date-times, JSON).
-
-# Parameters per statement: SQLite's default limit is 32,766, PostgreSQL's 65,535.
-_MAX_PARAMS = 30_000
-
-
-def _preparers(model: type[Model], columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    preparers: list[Callable[[Any], Any] | None] = []
-    for name in columns:
-        model_field = model._meta.get_field(name)
-        if isinstance(model_field, models.DateTimeField):
-            adapt = connection.ops.adapt_datetimefield_value
-            cache: dict[Any, Any] = {}
-
-            def prepare(value: Any, adapt: Any = adapt, cache: dict[Any, Any] = cache) -> Any:
-                if value not in cache:
-                    cache[value] = adapt(value)
-                return cache[value]
-
-            preparers.append(prepare)
-        elif isinstance(model_field, models.JSONField):
-            preparers.append(partial(_adapt_json, encoder=model_field.encoder))
-        else:
-            preparers.append(None)
-    return preparers
-
-
-def _adapt_json(value: Any, encoder: Any) -> Any:
-    # What JSONField.get_db_prep_save ends in, without its layers.
-    return None if value is None else connection.ops.adapt_json_value(value, encoder)
-
-
-def _column(model: type[Model], name: str) -> str:
-    """The quoted database column of a field (``owner_id`` for ``owner``)."""
-    model_field = model._meta.pk if name == "pk" else model._meta.get_field(name)
-    return connection.ops.quote_name(str(getattr(model_field, "column", name)))
-
-
-def _prepared(row: Sequence[Any], preparers: list[Callable[[Any], Any] | None]) -> list[Any]:
-    return [v if p is None else p(v) for v, p in zip(row, preparers, strict=True)]
-
-
-def insert_rows(
-    model: type[Model],
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    returning: bool = True,
-) -> list[int]:
-    """Insert ``rows`` (values in ``columns`` order, by field name); the new ids, in row order,
-    when ``returning``."""
-    if not rows:
-        return []
-    preparers = _preparers(model, columns)
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    names = ", ".join(_column(model, c) for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    suffix = f" RETURNING {_column(model, 'pk')}" if returning else ""
-    per_statement = max(1, _MAX_PARAMS // len(columns))
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        if returning and not connection.features.can_return_rows_from_bulk_insert:
-            # An SQLite older than 3.35: one row per statement, its id from lastrowid.
-            sql = f"INSERT INTO {table} ({names}) VALUES {one}"
-            for row in rows:
-                cursor.execute(sql, _prepared(row, preparers))
-                ids.append(cursor.lastrowid)
-            return ids
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
-            sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(batch))}{suffix}"
-            params = [value for row in batch for value in _prepared(row, preparers)]
-            cursor.execute(sql, params)
-            if returning:
-                ids.extend(row[0] for row in cursor.fetchall())
-    return ids
-
-
-def update_rows(
-    model: type[Model], columns: Sequence[str], rows: Sequence[tuple[int, Sequence[Any]]]
-) -> None:
-    """Set ``columns`` of each row given as (id, values in ``columns`` order)."""
-    if not rows:
-        return
-    preparers = _preparers(model, columns)
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{_column(model, c)} = %s" for c in columns)
-    sql = (
-        f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_column(model, 'pk')} = %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[*_prepared(values, preparers), pk] for pk, values in rows])
-
-
 _COMPANY_INSERTED = (
     "name",
     "domain",
@@ -1660,8 +647,10 @@ def parse_employees(raw: str) -> int:
 class CompanyImport(TableImport):
     """Companies, updated or created by external id, else domain, else name."""
 
-    object_type = ObjectType.COMPANY
     noun = "companies"
+
+    def custom_properties(self) -> RecordProperties:
+        return RecordProperties(ObjectType.COMPANY)
 
     def field_specs(self) -> dict[str, FieldSpec]:
         length = lambda name: _max_length(Company, name)  # noqa: E731 - a local shorthand
@@ -1825,20 +814,11 @@ class CompanyImport(TableImport):
         return True, company
 
 
-def _run_table(cls: type[TableImport]) -> Callable[..., None]:
-    def run(
-        source: CsvSource, options: ImportOptions, result: ImportResult, report: ErrorReport
-    ) -> None:
-        cls(source, options, result, report).run()
-
-    return run
-
-
 register_importer(
     Importer(
         "contacts",
-        _run_table(ContactImport),
+        run_table(ContactImport),
         gettext_lazy("contacts, with their company, owner and lifecycle history"),
     )
 )
-register_importer(Importer("companies", _run_table(CompanyImport), gettext_lazy("companies")))
+register_importer(Importer("companies", run_table(CompanyImport), gettext_lazy("companies")))

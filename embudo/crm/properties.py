@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from embudo.crm.models import PropertyType
+from embudo.errors import EmbudoError
 
 _TRUE = {"true", "yes", "y", "1", "si", "sí", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
@@ -16,7 +17,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y")
 _NAME = re.compile(r"[^a-z0-9]+")
 
 
-class PropertyValueError(ValueError):
+class PropertyValueError(EmbudoError, ValueError):
     """A raw value does not fit its property's type; the message says why."""
 
 

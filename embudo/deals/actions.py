@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Company, Contact, LifecycleStage, TransitionCause
 from embudo.deals.models import (
     Deal,
@@ -41,6 +40,7 @@ from embudo.deals.models import (
     TeamMembership,
 )
 from embudo.deals.periods import Period
+from embudo.errors import ValidationFailed
 from embudo.pipeline import deal_stage_changed
 
 CENT = Decimal("0.01")

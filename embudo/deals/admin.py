@@ -12,7 +12,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from embudo.crm.errors import ValidationFailed
 from embudo.deals import actions
 from embudo.deals.models import (
     Deal,
@@ -27,6 +26,7 @@ from embudo.deals.models import (
     TeamMembership,
 )
 from embudo.deals.periods import period_of
+from embudo.errors import ValidationFailed
 
 
 def _refused(admin_: admin.ModelAdmin[Any], request: HttpRequest, failed: ValidationFailed) -> None:

@@ -14,9 +14,8 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import TransitionCause
 from embudo.deals import actions, queries
 from embudo.deals.models import Deal, Goal, LostReason, SalesTeam, Stage
@@ -50,6 +49,7 @@ from embudo.deals.schemas import (
     pipeline_data,
     stage_data,
 )
+from embudo.errors import ValidationFailed
 
 router: Router = Router(tags=["deals"])
 ERRORS: dict[int, Any] = {401: Error, 403: Error, 404: Error, 422: Error}

@@ -1,5 +1,5 @@
 """`embudo import deals FILE`: deals from another CRM's CSV export, through the shared import
-engine (:mod:`embudo.crm.importing`: encodings, delimiters, header mapping, row errors, one
+engine (:mod:`embudo.csvimport`: encodings, delimiters, header mapping, row errors, one
 transaction, dry run).
 
 Other CRMs' column names are understood (HubSpot's "Deal Stage" and "Close Date", Salesforce's
@@ -24,27 +24,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from embudo.crm import actions as crm_actions
-from embudo.crm.errors import ValidationFailed
-from embudo.crm.importing import (
-    FIELD,
-    CompanyIndex,
-    CsvSource,
-    ErrorReport,
-    FieldSpec,
-    Importer,
-    ImportOptions,
-    ImportResult,
-    ParsedRow,
-    Record,
-    RowValueError,
-    TableImport,
-    normalize_header,
-    owner_parser,
-    parse_domain,
-    register_importer,
-    text,
-)
+from embudo.crm.importing import CompanyIndex
 from embudo.crm.models import Contact, TransitionCause
+from embudo.csvimport.cells import RowValueError, owner_parser, parse_domain, text
+from embudo.csvimport.mapping import FIELD, FieldSpec, normalize_header
+from embudo.csvimport.report import ErrorReport
+from embudo.csvimport.run import Importer, ImportOptions, ImportResult, register_importer
+from embudo.csvimport.source import CsvSource, Record
+from embudo.csvimport.table import ParsedRow, TableImport, run_table
 from embudo.deals import actions
 from embudo.deals.models import (
     Deal,
@@ -56,6 +43,7 @@ from embudo.deals.models import (
     Stage,
     StageKind,
 )
+from embudo.errors import ValidationFailed
 
 # -- amounts ------------------------------------------------------------------------------------
 
@@ -321,7 +309,6 @@ class DealImport(TableImport):
     """Deals, updated by external id or created; their contacts (by email) become opportunities,
     and customers when the deal is won; companies are linked by domain or name, or created."""
 
-    object_type = None
     noun = "deals"
 
     def __init__(
@@ -818,16 +805,10 @@ class DealImport(TableImport):
         return reason.pk
 
 
-def _run(
-    source: CsvSource, options: ImportOptions, result: ImportResult, report: ErrorReport
-) -> None:
-    DealImport(source, options, result, report).run()
-
-
 register_importer(
     Importer(
         "deals",
-        _run,
+        run_table(DealImport),
         gettext_lazy("deals from another CRM, with their stage, amount, close date and contacts"),
     )
 )

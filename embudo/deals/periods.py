@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from embudo.errors import EmbudoError
+
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 _QUARTER = re.compile(r"^(\d{4})-?[Qq]([1-4])$")
 _YEAR = re.compile(r"^(\d{4})$")
 
 
-class PeriodError(ValueError):
+class PeriodError(EmbudoError, ValueError):
     """A period that cannot be read; the message shows the accepted forms."""
 
 

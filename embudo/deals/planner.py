@@ -25,6 +25,7 @@ from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus, Goal
 from embudo.deals.periods import Period
+from embudo.errors import EmbudoError
 
 # The planned funnel, from the top. "visitor" has no lifecycle stage: its rate is given only.
 PLAN_STAGES: tuple[str, ...] = ("visitor", "lead", "mql", "sql", "opportunity", "customer")
@@ -43,7 +44,7 @@ _RATE = re.compile(r"^\s*([a-z_]+)\s*(?::\s*([a-z_]+)\s*)?=\s*([0-9.,]+)\s*(%?)\
 CENT = Decimal("0.01")
 
 
-class PlanError(ValueError):
+class PlanError(EmbudoError, ValueError):
     """A plan that cannot be made from what was given; ``field`` names the input at fault."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -21,8 +21,6 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    FloatField,
-    Func,
     IntegerField,
     Q,
     QuerySet,
@@ -33,6 +31,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from embudo.db.functions import DaysBetween
 from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus, ForecastCategory, ProductLine, SalesTeam
 from embudo.deals.periods import add_months, current
@@ -354,36 +353,6 @@ def _forecast_row(key: str, label: str, data: dict[str, Any]) -> ForecastRow:
 
 
 # -- sales metrics ------------------------------------------------------------------------------
-
-
-class DaysBetween(Func):
-    """Fractional days from ``start`` to ``end`` (two date-time columns), on SQLite and
-    PostgreSQL."""
-
-    output_field = FloatField()
-    arity = 2
-
-    def __init__(self, start: Any, end: Any) -> None:
-        # Both templates below compute "first expression minus second".
-        super().__init__(end, start)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(julianday(%(expressions)s))",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(EXTRACT(EPOCH FROM (%(expressions)s)) / 86400.0)",
-            arg_joiner=" - ",
-            **extra,
-        )
 
 
 @dataclass(frozen=True)

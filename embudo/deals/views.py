@@ -23,7 +23,6 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embudo.accounts.roles import SALES, role_of
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
 from embudo.deals import actions, queries
 from embudo.deals.forms import DealFilterForm, DealForm, GoalForm, MoveForm, PlanForm, ReportForm
@@ -37,6 +36,7 @@ from embudo.deals.reports import (
     month_range,
     sales_metrics,
 )
+from embudo.errors import ValidationFailed
 from embudo.reports.render import as_csv, as_json
 from embudo.web.access import role_required
 

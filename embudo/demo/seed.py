@@ -54,6 +54,7 @@ from embudo.crm.models import (
 )
 from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
+from embudo.errors import EmbudoError
 from embudo.handoff.demo import seed_handoff
 from embudo.scoring.demo import seed_scoring
 from embudo.scoring.predictive.demo import seed_predictive
@@ -96,7 +97,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
 )
 
 
-class DemoRefused(Exception):
+class DemoRefused(EmbudoError):
     """The database holds other data, so the demo company is not loaded into it."""
 
 

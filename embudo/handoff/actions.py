@@ -23,8 +23,8 @@ from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact, LeadStatus, LifecycleStage, TransitionCause
+from embudo.errors import ValidationFailed
 from embudo.handoff import assignment
 from embudo.handoff.business_time import (
     BusinessTimeError,

@@ -14,9 +14,9 @@ from django.utils import timezone
 from ninja import Body, Router, Schema, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.handoff import actions, queries, reports
 from embudo.handoff.models import Feedback, Handoff, Notification
 from embudo.handoff.setup import KINDS, SettingKind

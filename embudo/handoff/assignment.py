@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
 from embudo.deals import queries as deals_queries
+from embudo.errors import ValidationFailed
 from embudo.handoff.business_time import BusinessTimeError, zone
 from embudo.handoff.models import AssignmentRule, Handoff, RepAvailability, TeamRouting
 from embudo.segments import conditions

@@ -8,13 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from embudo.errors import EmbudoError
+
 UTC = dt.UTC
 
 # A deadline further than this is a configuration mistake (a week with no working day left).
 MAX_DAYS = 3 * 366
 
 
-class BusinessTimeError(ValueError):
+class BusinessTimeError(EmbudoError, ValueError):
     """A working week that cannot tell time (no working day, closing before opening…)."""
 
 

@@ -21,9 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Activity
 from embudo.deals import queries as deals_queries
+from embudo.errors import ValidationFailed
 from embudo.handoff import actions, queries, reports
 from embudo.handoff.models import SlaState, Verdict
 from embudo.handoff.setup import KINDS, SettingKind

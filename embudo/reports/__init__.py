@@ -17,8 +17,10 @@ from typing import Any, Protocol
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
 
+from embudo.errors import EmbudoError
 
-class ReportError(ValueError):
+
+class ReportError(EmbudoError, ValueError):
     """A report request that cannot run (unknown report, bad option or date); says why."""
 
 

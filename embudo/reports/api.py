@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from ninja import Router
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, principal
-from embudo.crm.errors import ValidationFailed
+from embudo.api_access import ApiError, principal
+from embudo.errors import ValidationFailed
 from embudo.reports import ReportError, get_report, report_names, run_report
 
 router: Router = Router(tags=["reports"])

@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from embudo.accounts.actions import record_audit
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.errors import ValidationFailed
 from embudo.scoring import engine, queries
 from embudo.scoring.models import (
     ContactScore,

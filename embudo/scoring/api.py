@@ -16,7 +16,7 @@ from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
 from embudo.scoring import actions, queries
 from embudo.scoring.models import ScoreRule, ScoringModel

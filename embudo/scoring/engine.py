@@ -12,8 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, reduce
 from operator import or_
@@ -25,8 +24,6 @@ from django.db.models import (
     BooleanField,
     Case,
     Expression,
-    FloatField,
-    Func,
     IntegerField,
     Q,
     QuerySet,
@@ -35,9 +32,12 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from embudo import pipeline
+from embudo import caches, pipeline
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LifecycleStage, TransitionCause
+from embudo.db.columns import Query, row_blocks, row_matrix
+from embudo.db.functions import EpochSeconds
+from embudo.db.writer import no_checkpoint_at_commit
 from embudo.scoring.arithmetic import (
     Params,
     band_of,
@@ -62,30 +62,7 @@ PROMOTABLE = (LifecycleStage.SUBSCRIBER, LifecycleStage.LEAD)
 REASONS_KEPT = 5
 # Score rows written per slice (see save).
 WRITE_ROWS = 50_000
-FETCH_ROWS = 100_000
 ID_CHUNK = 5_000
-
-
-class EpochSeconds(Func):
-    """A timestamp as seconds since 1970 (a float), computed by the database."""
-
-    output_field = FloatField()
-
-    def as_sqlite(self, compiler: Any, conn: Any, **extra: Any) -> Any:  # type: ignore[override]
-        return self.as_sql(
-            compiler,
-            conn,
-            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
-            **extra,
-        )
-
-    def as_postgresql(self, compiler: Any, conn: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            conn,
-            template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS double precision)",
-            **extra,
-        )
 
 
 @dataclass(frozen=True)
@@ -185,6 +162,7 @@ def enabled_plans() -> list[Plan]:
 
 
 _PLANS: dict[Any, list[Plan]] = {}
+caches.register("scoring.plans", _PLANS.clear)
 
 
 def _read_plans() -> list[Plan]:
@@ -240,6 +218,7 @@ def _plan_rows() -> Any:
 
 
 _BUILT: dict[tuple[str, str], tuple[str, tuple[Any, ...]]] = {}
+caches.register("scoring.plan_rows_sql", _BUILT.clear)
 
 
 def _built_once(name: str, build: Callable[[], QuerySet[Any]]) -> tuple[str, tuple[Any, ...]]:
@@ -328,7 +307,7 @@ def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Co
                 .values_list("pk", *flags)
             )
 
-        rows = _fetch(query("fit", fit_rows), 1 + len(flags))
+        rows = row_matrix(query("fit", fit_rows), 1 + len(flags))
         positions = _positions(ids, rows[:, 0])
         for j, rule in enumerate(plan.fit_rules):
             hit = rows[:, 1 + j] > 0
@@ -344,8 +323,6 @@ def compute_some(plan: Plan, contact_ids: Sequence[int], now: dt.datetime) -> Co
     return Computed(plan, now, ids, contributions)
 
 
-# A query as a QuerySet, or as ready SQL and parameters.
-Query = QuerySet[Any] | tuple[str, list[Any]]
 # A query for some contacts as of a moment.
 Build = Callable[[list[int], dt.datetime], QuerySet[Any]]
 # Events (already narrowed to some contacts and to the horizon) into rows, as of a moment.
@@ -370,6 +347,7 @@ class _Template:
 
 
 _SQL: dict[tuple[Any, ...], _Template | None] = {}
+caches.register("scoring.one_contact_sql", _SQL.clear)
 _UNBUILT = object()
 
 
@@ -481,7 +459,7 @@ def _event_rows(
     """(position of the contact in ``ids``, epoch seconds, rule bits) of each event row, turned
     into compact arrays a chunk at a time, so ten million events stay a few hundred MB."""
     positions, times, bits = [], [], []
-    for chunk in _chunked_rows(queryset, 3, scan=scan):
+    for chunk in row_blocks(queryset, 3, scan=scan):
         idx = _positions(ids, chunk[:, 0])
         known = idx >= 0
         positions.append(idx[known].astype(np.int32))
@@ -534,39 +512,11 @@ def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _column(queryset: QuerySet[Any]) -> np.ndarray:
-    return _columns(queryset, 1)[0].astype(np.int64)
-
-
-def _columns(queryset: QuerySet[Any], width: int) -> list[np.ndarray]:
-    matrix = _fetch(queryset, width)
-    return [matrix[:, i] for i in range(width)]
+    return row_matrix(queryset, 1)[:, 0].astype(np.int64)
 
 
 def _matrix(queryset: QuerySet[Any], names: list[str]) -> np.ndarray:
-    return _fetch(queryset.values_list(*names), len(names))
-
-
-def _fetch(queryset: Query, width: int, *, scan: str | None = None) -> np.ndarray:
-    chunks = list(_chunked_rows(queryset, width, scan=scan))
-    return np.concatenate(chunks) if chunks else np.zeros((0, width))
-
-
-def _chunked_rows(queryset: Query, width: int, *, scan: str | None = None) -> Iterator[np.ndarray]:
-    """The rows as float arrays, read through the database cursor: Django's per-value
-    converters would cost more than the rest of a rescore.
-
-    ``scan`` names a table SQLite should read straight through rather than through an index:
-    reading most of the events by the (type, time) index costs a random page read per row,
-    measured 5 to 10 times slower than a plain scan (PostgreSQL's planner makes that call
-    itself)."""
-    sql, params = queryset if isinstance(queryset, tuple) else queryset.query.sql_with_params()
-    if scan and connection.vendor == "sqlite":
-        table = connection.ops.quote_name(scan)
-        sql = sql.replace(f"FROM {table}", f"FROM {table} NOT INDEXED", 1)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            yield np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    return row_matrix(queryset.values_list(*names), len(names))
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -675,7 +625,7 @@ def _old_scores(plan: Plan, ids: np.ndarray) -> _Old:
             int(ids[0]),
             dt.datetime.now(dt.UTC),
         )
-        matrix = _fetch(built, len(columns))
+        matrix = row_matrix(built, len(columns))
     elif n <= ID_CHUNK:
         matrix = _matrix(of(ids.tolist()), columns)
     else:
@@ -861,29 +811,6 @@ def _promote(plan: Plan, contact_ids: list[int], now: dt.datetime) -> list[int]:
     )
 
 
-@contextmanager
-def _no_checkpoint_at_commit() -> Iterator[None]:
-    """On SQLite, keep the WAL checkpoint out of this transaction's commit.
-
-    The capture app stores events with SQLite's automatic checkpoint paused and checkpoints
-    every so many events instead (see ``embudo.tracking.store.ingest_turn``), so the WAL
-    keeps growing past the automatic threshold, and the next commit that has it on pays for
-    copying the WAL into the database: the rescore right after each event was that commit,
-    adding 10 to 60 ms to one update in about fifty. Hooks running at this commit (the MQL
-    rule's handoff) may rescore again, hence no lock here, only the setting, put back after."""
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        yield
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    (pages,) = raw.execute("PRAGMA wal_autocheckpoint").fetchone()
-    raw.execute("PRAGMA wal_autocheckpoint=0")
-    try:
-        yield
-    finally:
-        raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
-
-
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
     for start in range(0, len(ids), ID_CHUNK):
         yield ids[start : start + ID_CHUNK]
@@ -919,7 +846,7 @@ def rescore_contacts(
     outcomes = {plan.key: Outcome() for plan in plans}
     for chunk in _chunks(ids):
         computed = [compute_some(plan, chunk, now) for plan in plans]
-        with _no_checkpoint_at_commit(), transaction.atomic():  # every model's rows at once
+        with no_checkpoint_at_commit(), transaction.atomic():  # every model's rows at once
             saved = [save(c, cause=cause) for c in computed]
         for plan, outcome in zip(plans, saved, strict=True):
             total = outcomes[plan.key]

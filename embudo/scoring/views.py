@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.scoring import actions, queries
 from embudo.scoring.api import rule_data
 from embudo.scoring.models import ScoreRule, ScoringModel

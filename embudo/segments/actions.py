@@ -7,15 +7,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import DateTimeField, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Contact
+from embudo.db.bulk import insert_select
+from embudo.errors import ValidationFailed
 from embudo.segments import queries
 from embudo.segments.conditions import (
     ConditionError,
@@ -332,15 +333,7 @@ def _assign(persona: Persona, scope: list[int] | None) -> int:
         )
         .values_list("pk", "_persona", "_at")
     )
-    # The ORM has no INSERT … SELECT; the SELECT (conditions and all) is the ORM's own, with its
-    # parameters, so only the table and column names are written here.
-    select, params = rows.query.sql_with_params()
-    table = connection.ops.quote_name(PersonaAssignment._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (contact_id, persona_id, assigned_at) {select}", params
-        )
-        return max(cursor.rowcount, 0)
+    return insert_select(PersonaAssignment, ("contact_id", "persona_id", "assigned_at"), rows)
 
 
 # -- reactions (run by embudo.pipeline) ---------------------------------------------------------

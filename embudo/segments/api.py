@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, allow
+from embudo.api_access import ApiError, Principal, allow
 from embudo.crm import queries as crm_queries
 from embudo.crm.exporting import export_csv
 from embudo.crm.schemas import Error, PageQuery

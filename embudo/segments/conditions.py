@@ -22,6 +22,8 @@ from django.db.models import (
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from embudo.errors import EmbudoError
+
 __all__ = [
     "BOOLEAN",
     "CHOICE",
@@ -85,7 +87,7 @@ LIST_VALUE = ("in", "not_in")
 MAX_DEPTH = 12
 
 
-class ConditionError(ValueError):
+class ConditionError(EmbudoError, ValueError):
     """A condition is malformed; the message starts with the path of the wrong part."""
 
     def __init__(self, path: str, message: str) -> None:

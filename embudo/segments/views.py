@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embudo.crm import queries as crm_queries
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.segments import actions, queries
 from embudo.segments.conditions import (
     OPERATORS,

@@ -28,13 +28,15 @@ from django.utils.text import slugify
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
 from embudo.crm import actions as crm
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import (
     Contact,
     ObjectType,
     PropertyDefinition,
     TransitionCause,
 )
+from embudo.db.bulk import Dialect
+from embudo.db.writer import GroupCommit, Ticket, Turn, ingest_turn
+from embudo.errors import ValidationFailed
 from embudo.tracking.channels import (
     DEFAULT_RULES,
     IMPLIED_MEDIUM,
@@ -56,17 +58,7 @@ from embudo.tracking.models import (
     Touchpoint,
     Visitor,
 )
-from embudo.tracking.store import (
-    Dialect,
-    GroupCommit,
-    Ticket,
-    Turn,
-    contacts_by,
-    ingest_turn,
-    insert_events,
-    insert_touchpoints,
-    touch_visitors,
-)
+from embudo.tracking.store import contacts_by, insert_events, insert_touchpoints, touch_visitors
 
 MAX_BATCH = 1000
 # How many events concurrent callers (``grouped``) may store in one shared transaction.
@@ -128,7 +120,7 @@ def record_events(
 
     ``grouped=True`` (the events API) lets a request share its transaction with the
     requests other threads of this process are storing at the same moment (group commit, see
-    :class:`~embudo.tracking.store.GroupCommit`): one commit for many callers, each answered with
+    :class:`~embudo.db.writer.GroupCommit`): one commit for many callers, each answered with
     its own counts once that commit is done. ``first_touch=False`` leaves contacts' original
     source to the caller (an import, whose rows come in any order, sets it once from the whole
     history at the end).

@@ -17,7 +17,7 @@ from ninja import Router
 from ninja.security import HttpBearer
 
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, Session, principal
+from embudo.api_access import ApiError, Principal, Session, principal
 from embudo.tracking.actions import MAX_BATCH, record_events
 from embudo.tracking.keys import cached_api_key
 from embudo.tracking.models import EventSource

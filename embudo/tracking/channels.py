@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from cachetools import TTLCache
+
+from embudo import caches
 from embudo.tracking.models import Channel, ChannelRule
 
 SEARCH_SITES = (
@@ -149,42 +151,44 @@ def is_external_referrer(url: str, referrer: str) -> bool:
 
 
 class RuleBook:
-    """The channel rules as this process last read them. Edits made here take effect at once;
-    edits made by another server process within ``ttl`` seconds."""
+    """The channel rules as this process last read them. Edits made here take effect at once
+    (``forget``); edits made by another server process within ``ttl`` seconds."""
 
     def __init__(self, ttl: float = 10.0) -> None:
         self.ttl = ttl
-        self._rules: tuple[Rule, ...] | None = None
-        self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self._read: TTLCache[str, tuple[Rule, ...]] = TTLCache(maxsize=1, ttl=ttl)
         # A year of history holds few distinct (source, medium, campaign) triples; millions of
-        # events share them.
+        # events share them. Kept for the rules it was made with (``_memo_rules``).
         self._memo: dict[tuple[str, str, str], str] = {}
+        self._memo_rules: tuple[Rule, ...] | None = None
 
     def rules(self) -> tuple[Rule, ...]:
-        now = time.monotonic()
-        if self._rules is None or now - self._loaded_at > self.ttl:
-            rows = list(
-                ChannelRule.objects.order_by("position", "id").values_list(
-                    "channel", "source_pattern", "medium_pattern", "campaign_pattern"
-                )
+        with self._lock:
+            rules = self._read.get("rules")
+        if rules is not None:
+            return rules
+        rows = list(
+            ChannelRule.objects.order_by("position", "id").values_list(
+                "channel", "source_pattern", "medium_pattern", "campaign_pattern"
             )
-            try:
-                compiled = compile_rules(rows) if rows else compile_rules(_defaults())
-            except re.error:
-                # Patterns are checked when saved; one broken behind our back falls back to
-                # the defaults rather than refusing every event.
-                compiled = compile_rules(_defaults())
-            with self._lock:
-                if compiled != self._rules:
-                    self._memo = {}
-                self._rules, self._loaded_at = compiled, now
-        return self._rules  # type: ignore[return-value]
+        )
+        try:
+            compiled = compile_rules(rows) if rows else compile_rules(_defaults())
+        except re.error:
+            # Patterns are checked when saved; one broken behind our back falls back to
+            # the defaults rather than refusing every event.
+            compiled = compile_rules(_defaults())
+        with self._lock:
+            if compiled != self._memo_rules:
+                self._memo, self._memo_rules = {}, compiled
+            self._read["rules"] = compiled
+        return compiled
 
     def forget(self) -> None:
         with self._lock:
-            self._rules = None
-            self._memo = {}
+            self._read.clear()
+            self._memo, self._memo_rules = {}, None
 
     def classify(self, visit: Visit) -> str:
         rules = self.rules()
@@ -204,3 +208,4 @@ def _defaults() -> list[tuple[str, str, str, str]]:
 
 
 RULEBOOK = RuleBook()
+caches.register("tracking.channel_rules", RULEBOOK.forget)

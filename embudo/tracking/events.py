@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from embudo.errors import EmbudoError
+
 # Well-known event types; any other name matching EVENT_TYPE is a custom event.
 KNOWN_TYPES = (
     "page_view",
@@ -56,7 +58,7 @@ MAX_URL = 2048
 MAX_TEXT = 255
 
 
-class Invalid(ValueError):
+class Invalid(EmbudoError, ValueError):
     """Why one event was refused; ``field`` names the offending field when there is one."""
 
     def __init__(self, reason: str, field: str = "") -> None:

@@ -21,17 +21,16 @@ from django.db import connection
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from embudo.crm.importing import (
-    CsvSource,
-    ErrorReport,
+from embudo.csvimport.mapping import normalize_header
+from embudo.csvimport.report import ErrorReport, ImportFileError
+from embudo.csvimport.run import (
     Importer,
-    ImportFileError,
     ImportOptions,
     ImportResult,
-    normalize_header,
     progress_bar,
     register_importer,
 )
+from embudo.csvimport.source import CsvSource
 from embudo.tracking.actions import record_events, set_first_touch
 from embudo.tracking.events import UTM_FIELDS
 from embudo.tracking.models import EventSource

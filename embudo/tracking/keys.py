@@ -9,34 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
+from cachetools import TTLCache, cached
+
+from embudo import caches
 from embudo.accounts.actions import authenticate_api_key
 from embudo.accounts.models import ApiKey
 
 KEY_TTL = 10.0
+# A flood of wrong keys must not grow memory: past this many verdicts the oldest go.
+KEYS_KEPT = 1000
 
-_verdicts: dict[str, tuple[float, ApiKey | None]] = {}
-_lock = threading.Lock()
+
+def _digest(secret: str) -> str:
+    # Verdicts are kept by the key's digest, so the cache never holds a secret.
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@cached(TTLCache(maxsize=KEYS_KEPT, ttl=KEY_TTL), key=_digest, lock=threading.Lock())
 def cached_api_key(secret: str) -> ApiKey | None:
     """The live key for ``secret`` (or None), as known at most ``KEY_TTL`` seconds ago."""
-    digest = hashlib.sha256(secret.encode()).hexdigest()
-    now = time.monotonic()
-    cached = _verdicts.get(digest)
-    if cached is not None and now - cached[0] < KEY_TTL:
-        return cached[1]
     key = authenticate_api_key(secret)
     if key is not None:
         key.created_by  # noqa: B018 - load the actor once, not on every request
-    with _lock:
-        if len(_verdicts) > 1000:  # a flood of wrong keys must not grow memory
-            _verdicts.clear()
-        _verdicts[digest] = (now, key)
     return key
 
 
-def forget() -> None:
-    with _lock:
-        _verdicts.clear()
+caches.register("tracking.api_key_verdicts", cached_api_key.cache_clear)

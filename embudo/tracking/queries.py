@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from cachetools import TTLCache, cached
 from django.core import signing
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from embudo import caches
 from embudo.crm.models import Contact
 from embudo.tracking.models import Campaign, Channel, Event, Form, SiteKey, Touchpoint
 
@@ -140,42 +141,31 @@ def sources_report(request: SourcesRequest) -> SourcesReport:
 # -- public capture settings ---------------------------------------------------------------------
 
 
-class _Recent:
-    """A tiny per-process cache for the public endpoints' look-ups (site keys, forms): they are
-    read on every beacon, changed rarely. Changes reach other processes within ``ttl``."""
-
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self._items: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, load: Any) -> Any:
-        now = time.monotonic()
-        hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        value = load()
-        with self._lock:
-            if len(self._items) > 1000:
-                self._items.clear()
-            self._items[key] = (now, value)
-        return value
-
-    def forget(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-SITE_KEYS = _Recent()
+# The public endpoints look a site key up on every beacon, and keys change rarely: each process
+# keeps what it read for SITE_KEY_TTL seconds (a change made by another process reaches it within
+# that), and forgets at once the keys it changes itself (see forget_site_keys).
+SITE_KEY_TTL = 10.0
+SITE_KEYS_KEPT = 1000
 
 
 def live_site_key(key: str) -> SiteKey | None:
     """The unrevoked site key with this public key, or None."""
     if not key or len(key) > 64:
         return None
-    return SITE_KEYS.get(
-        key, lambda: SiteKey.objects.filter(key=key, revoked_at__isnull=True).first()
-    )
+    return _live_site_key(key)
+
+
+@cached(TTLCache(maxsize=SITE_KEYS_KEPT, ttl=SITE_KEY_TTL), lock=threading.Lock())
+def _live_site_key(key: str) -> SiteKey | None:
+    return SiteKey.objects.filter(key=key, revoked_at__isnull=True).first()
+
+
+def forget_site_keys() -> None:
+    """Drop the site keys this process keeps, after it changed one."""
+    _live_site_key.cache_clear()
+
+
+caches.register("tracking.site_keys", forget_site_keys)
 
 
 def active_form(slug: str) -> Form | None:

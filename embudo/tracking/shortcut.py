@@ -11,7 +11,7 @@ from django.utils import translation
 
 from embudo.accounts.actions import key_allows
 from embudo.accounts.models import Scope
-from embudo.api import ApiError, Principal, error_response
+from embudo.api_access import ApiError, Principal, error_response
 from embudo.tracking.api import ingest
 from embudo.tracking.keys import cached_api_key
 

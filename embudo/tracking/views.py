@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from embudo.accounts.roles import ADMIN, MARKETING, SALES_MANAGER, role_of
-from embudo.crm.errors import ValidationFailed
+from embudo.errors import ValidationFailed
 from embudo.tracking import actions, queries
 from embudo.tracking.events import FIELDS
 from embudo.tracking.models import Channel, ChannelRule, EventSource, Form, SiteKey
@@ -335,7 +335,7 @@ def site_key_update(request: HttpRequest, key_id: int) -> HttpResponse:
         for problems in failed.errors.values():
             for problem in problems:
                 messages.error(request, problem)
-    queries.SITE_KEYS.forget()
+    queries.forget_site_keys()
     return redirect("tracking:settings")
 
 

@@ -22,9 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from embudo.accounts.roles import SALES, role_of
 from embudo.crm import actions, queries
-from embudo.crm.errors import ValidationFailed
 from embudo.crm.models import Company, Contact, LifecycleStage, ObjectType, PropertyType
 from embudo.crm.properties import PropertyValueError, parse_date
+from embudo.errors import ValidationFailed
 from embudo.web.access import role_required
 from embudo.web.forms import ActivityForm, ContactFilterForm, StageForm
 

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from embudo.accounts.actions import record_audit
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import LifecycleStage, LifecycleTransition
+from embudo.errors import EmbudoError
 from embudo.scoring.predictive import features, learning
 from embudo.scoring.predictive.models import Prediction, PredictiveModel, PredictiveSettings
 
@@ -37,7 +38,7 @@ RETRAIN_PENDING = dt.timedelta(hours=1)
 OUTCOME_STAGES = (LifecycleStage.CUSTOMER, LifecycleStage.DISQUALIFIED)
 
 
-class TrainingRefused(Exception):
+class TrainingRefused(EmbudoError):
     """Training cannot run on this data; the message says why. The previous model stays."""
 
 

@@ -11,7 +11,7 @@ from pydantic import Field as PydanticField
 
 from embudo.accounts.models import Scope
 from embudo.accounts.roles import ADMIN, role_of
-from embudo.api import ApiError, allow
+from embudo.api_access import ApiError, allow
 from embudo.crm import queries as crm_queries
 from embudo.crm.schemas import Error
 from embudo.scoring.predictive import actions, queries

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, F, FloatField, Func, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from embudo.crm.models import (
     PropertyDefinition,
     PropertyType,
 )
+from embudo.db.functions import EpochSeconds
 from embudo.handoff import queries as handoff_queries
 from embudo.tracking.models import Event
 
@@ -487,21 +488,6 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return np.nan
-
-
-class EpochSeconds(Func):
-    """A timestamp as seconds since 1970 (float), computed by the database: reading 300,000
-    event times as Python datetimes cost more than everything else in a training run."""
-
-    output_field = FloatField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "((julianday(%(expressions)s) - 2440587.5) * 86400.0)"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
-        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def _event_counts(

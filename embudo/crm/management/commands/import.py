@@ -9,14 +9,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from embudo.commands import DataCommand
-from embudo.crm.importing import (
-    ImportFileError,
-    ImportOptions,
-    ImportResult,
-    discover_importers,
-    run_import,
-    write_errors_csv,
-)
+from embudo.csvimport.report import ImportFileError, write_errors_csv
+from embudo.csvimport.run import ImportOptions, ImportResult, discover_importers, run_import
 
 # Problems printed on the terminal; the --errors file always has them all.
 SHOWN_ERRORS = 50
