@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "embudo.scoring.predictive",
     "embudo.handoff",
     "embudo.analytics",
+    "embudo.automation",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ urlpatterns = [
     path("scoring/predictive/", include("embudo.scoring.predictive.urls")),
     path("leads/", include("embudo.handoff.urls")),
     path("analytics/", include("embudo.analytics.urls")),
+    path("", include("embudo.automation.urls")),
     path("", include("embudo.tracking.urls")),
     path("", include("embudo.web.urls")),
 ]

@@ -143,6 +143,9 @@ class Contact(models.Model):
     original_source = models.CharField(max_length=128, blank=True, default="")
     original_medium = models.CharField(max_length=128, blank=True, default="")
     original_campaign = models.CharField(max_length=255, blank=True, default="")
+    # The language to write to the contact in ("en", "es"); None: the site's default. Nullable
+    # so adding it is one ALTER TABLE, not a copy of every contact.
+    language = models.CharField(max_length=8, null=True, blank=True, choices=settings.LANGUAGES)
     properties = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -1,0 +1,1 @@
+"""Automation: e-mail (templates, sending, tracking, consent, bounces) and, next, workflows."""
