@@ -62,6 +62,13 @@ class Config:
     email_port: int
     email_from: str
     max_upload_mb: int
+    # Where contacts reach Embudo's public links (open pixel, clicks, unsubscribe), with no
+    # trailing slash; messages carry absolute links built on it.
+    public_url: str
+    # The domain of the return path (VERP) bounces come back to: bounces+<delivery>-<sig>@domain.
+    bounce_domain: str
+    # Soft bounces in a row after which an address is suppressed.
+    soft_bounce_limit: int
 
     @property
     def uses_postgres(self) -> bool:
@@ -106,4 +113,7 @@ def load() -> Config:
         email_port=_int("EMBUDO_EMAIL_PORT", 25, minimum=1),
         email_from=os.environ.get("EMBUDO_EMAIL_FROM") or "embudo@localhost",
         max_upload_mb=_int("EMBUDO_MAX_UPLOAD_MB", 100, minimum=1),
+        public_url=(os.environ.get("EMBUDO_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        bounce_domain=os.environ.get("EMBUDO_BOUNCE_DOMAIN") or "localhost",
+        soft_bounce_limit=_int("EMBUDO_SOFT_BOUNCE_LIMIT", 3, minimum=1),
     )

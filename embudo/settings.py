@@ -155,6 +155,9 @@ EMAIL_PORT = CONFIG.email_port
 DEFAULT_FROM_EMAIL = CONFIG.email_from
 
 EMBUDO_MAX_IMPORT_BYTES = CONFIG.max_upload_mb * 1024 * 1024
+EMBUDO_PUBLIC_URL = CONFIG.public_url
+EMBUDO_BOUNCE_DOMAIN = CONFIG.bounce_domain
+EMBUDO_SOFT_BOUNCE_LIMIT = CONFIG.soft_bounce_limit
 
 LOGGING = {
     "version": 1,

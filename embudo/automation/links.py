@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
@@ -19,6 +20,7 @@ _CLICK = signing.Signer(salt="embudo.email.click")
 _UNSUBSCRIBE = signing.Signer(salt="embudo.email.unsubscribe")
 _PREFERENCES = signing.Signer(salt="embudo.email.preferences")
 _CONFIRM = signing.TimestampSigner(salt="embudo.email.confirm")
+_RETURN_PATH = signing.Signer(salt="embudo.email.return-path")
 
 #: How long a double opt-in confirmation link works.
 CONFIRM_MAX_AGE_DAYS = 14
@@ -102,3 +104,29 @@ def read_confirmation(token: str) -> Confirmation:
     except (signing.BadSignature, ValueError):
         raise BadLink("the confirmation link is not valid or has expired") from None
     return Confirmation(contact, subscription_type)
+
+
+def absolute(path: str) -> str:
+    """A path of Embudo's as the link a contact's mail program opens (``EMBUDO_PUBLIC_URL``)."""
+    return f"{settings.EMBUDO_PUBLIC_URL}{path}"
+
+
+def return_path(delivery_id: int) -> str:
+    """The envelope sender of one delivery (VERP): a bounce that comes back to it names the
+    delivery it is about, and the signature keeps anyone from bouncing someone else's address.
+    Signatures are short and case-insensitive, as mail servers may change an address's case."""
+    signature = _signature(_RETURN_PATH, str(delivery_id))[:12].lower()
+    return f"bounces+{delivery_id}-{signature}@{settings.EMBUDO_BOUNCE_DOMAIN}"
+
+
+def read_return_path(address: str) -> int:
+    """The delivery a return path names; raises :class:`BadLink` if it is not one of ours."""
+    local = address.strip().strip("<>").rsplit("@", 1)[0].lower()
+    prefix, _, tag = local.partition("+")
+    delivery, _, signature = tag.partition("-")
+    if prefix != "bounces" or not delivery.isdigit() or not signature:
+        raise BadLink(f"{address!r} is not an Embudo return path")
+    expected = _signature(_RETURN_PATH, delivery)[:12].lower()
+    if not signing.constant_time_compare(expected, signature):
+        raise BadLink(f"the return path {address!r} is not signed by this Embudo")
+    return int(delivery)
