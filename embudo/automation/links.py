@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 
 # One salt per purpose: a signature made for one kind of link is worthless for another.
 _OPEN = signing.Signer(salt="embudo.email.open")
@@ -127,6 +128,6 @@ def read_return_path(address: str) -> int:
     if prefix != "bounces" or not delivery.isdigit() or not signature:
         raise BadLink(f"{address!r} is not an Embudo return path")
     expected = _signature(_RETURN_PATH, delivery)[:12].lower()
-    if not signing.constant_time_compare(expected, signature):
+    if not constant_time_compare(expected, signature):
         raise BadLink(f"the return path {address!r} is not signed by this Embudo")
     return int(delivery)

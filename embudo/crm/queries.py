@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count, Model, Q, QuerySet
 from django.db.models.functions import Lower
 
+from embudo.accounts.actors import SYSTEM
 from embudo.accounts.roles import (
     contact_visibility,
     contact_visibility_branches,
@@ -24,16 +25,6 @@ from embudo.crm.models import (
     LifecycleTransition,
     PropertyDefinition,
 )
-
-
-class _System:
-    """The viewer an API key reads as: issued by an admin for a system, it sees every row."""
-
-    def __repr__(self) -> str:
-        return "SYSTEM"
-
-
-SYSTEM: Any = _System()
 
 
 @dataclass(frozen=True)
