@@ -2,6 +2,7 @@
 
 - :data:`Actor` — who made a change: a user, or ``None`` when Embudo itself did (a task, a
   reaction, an import run without a user). The audit log and ``created_by`` columns take it.
+- :data:`RequestUser` — a request's user, logged in or anonymous (roles are read from it).
 - :data:`Viewer` — whose eyes a query reads with: a user (their role decides which contacts and
   deals they see), an anonymous visitor (sees nothing), or :data:`SYSTEM`, what an API key issued
   by an admin reads as (sees every row).
@@ -26,3 +27,5 @@ SYSTEM = System()
 
 Actor: TypeAlias = "User | None"
 Viewer: TypeAlias = "User | AnonymousUser | System"
+#: What a request's ``user`` is: a logged-in user or an anonymous visitor.
+RequestUser: TypeAlias = "User | AnonymousUser"

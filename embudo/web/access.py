@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -14,6 +15,15 @@ from django.utils.translation import gettext as _
 from embudo.accounts.roles import role_of
 
 View = Callable[..., HttpResponse]
+
+
+def acting_user(request: HttpRequest) -> User:
+    """The user a page acts as: pages are behind a login, so an anonymous request never gets
+    this far; if one does, it is refused rather than recorded as nobody."""
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied(_("Log in to do this."))
+    return user
 
 
 def role_required(perm: str) -> Callable[[View], View]:
