@@ -22,8 +22,7 @@ from django.test import Client
 from embudo import pipeline
 from embudo.accounts.actions import create_api_key
 from embudo.db import writer
-from embudo.tracking import actions
-from embudo.tracking.actions import IngestResult, record_events
+from embudo.tracking.actions import IngestResult, ingest, record_events
 from embudo.tracking.models import Event, EventSource
 from tests.factories import make_contact, make_user
 
@@ -58,13 +57,13 @@ def held_turn(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many callers each storing transaction held, in order."""
     sizes: list[int] = []
-    real_store = actions._store
+    real_store = ingest._store
 
     def counting_store(batch: list[Any]) -> None:
         sizes.append(len(batch))
         real_store(batch)
 
-    monkeypatch.setattr(actions, "_store", counting_store)
+    monkeypatch.setattr(ingest, "_store", counting_store)
     return sizes
 
 
@@ -90,10 +89,10 @@ def together(gate: threading.Event, calls: list[Callable[[], Any]]) -> list[Any]
 
     threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
     threads[0].start()
-    wait_for(lambda: actions._GROUP.waiting() == 1, "the first caller leads")
+    wait_for(lambda: ingest._GROUP.waiting() == 1, "the first caller leads")
     for thread in threads[1:]:
         thread.start()
-    wait_for(lambda: actions._GROUP.waiting() == len(calls), "every caller is queued")
+    wait_for(lambda: ingest._GROUP.waiting() == len(calls), "every caller is queued")
     gate.set()
     for thread in threads:
         thread.join(timeout=30)
@@ -154,14 +153,14 @@ def test_the_same_event_from_concurrent_callers_is_stored_and_accepted_once(
 def test_a_caller_whose_events_fail_is_not_acknowledged_and_the_others_are_stored(
     held_turn: threading.Event, groups: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_touchpoints = actions._record_touchpoints
+    real_touchpoints = ingest._record_touchpoints
 
     def failing_on_poison(dialect: Any, events: list[Any]) -> set[int]:
         if any("poison" in e.url for e, _contact in events):
             raise RuntimeError("this caller's events cannot be stored")
         return real_touchpoints(dialect, events)
 
-    monkeypatch.setattr(actions, "_record_touchpoints", failing_on_poison)
+    monkeypatch.setattr(ingest, "_record_touchpoints", failing_on_poison)
     poisoned = event(visitor_id="v-p", url="https://acme.test/poison?utm_source=x")
     fine = [
         event(visitor_id="v-f1"),
@@ -186,7 +185,7 @@ def test_when_the_shared_transaction_cannot_commit_no_caller_is_acknowledged(
     def broken(contact_ids: Any) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(actions, "set_first_touch", broken)
+    monkeypatch.setattr(ingest, "set_first_touch", broken)
 
     outcomes = together(
         held_turn,
@@ -248,14 +247,14 @@ def test_full_batches_share_a_transaction_up_to_the_group_limit(
     held_turn: threading.Event, groups: list[int]
 ) -> None:
     # Three requests of the largest size: two fit in one transaction, the third takes the next.
-    batches = [[event(visitor_id=f"v-{n}-{i}") for i in range(actions.MAX_BATCH)] for n in range(3)]
-    assert 2 * actions.MAX_BATCH <= actions.GROUP_LIMIT < 3 * actions.MAX_BATCH
+    batches = [[event(visitor_id=f"v-{n}-{i}") for i in range(ingest.MAX_BATCH)] for n in range(3)]
+    assert 2 * ingest.MAX_BATCH <= ingest.GROUP_LIMIT < 3 * ingest.MAX_BATCH
 
     outcomes = together(held_turn, [api_events(batch) for batch in batches])
 
     assert groups == [2, 1]
-    assert [o.accepted for o in outcomes] == [actions.MAX_BATCH] * 3
-    assert Event.objects.count() == 3 * actions.MAX_BATCH
+    assert [o.accepted for o in outcomes] == [ingest.MAX_BATCH] * 3
+    assert Event.objects.count() == 3 * ingest.MAX_BATCH
 
 
 def test_requests_inside_a_transaction_are_stored_on_their_own(groups: list[int]) -> None:
@@ -267,7 +266,7 @@ def test_requests_inside_a_transaction_are_stored_on_their_own(groups: list[int]
         )
 
     assert outcome.accepted == 1
-    assert actions._GROUP.waiting() == 0
+    assert ingest._GROUP.waiting() == 0
     assert Event.objects.count() == 1
 
 

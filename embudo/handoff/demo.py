@@ -14,6 +14,7 @@ from embudo.deals import queries as deals_queries
 from embudo.deals.periods import add_months
 from embudo.demo import vocabulary as words
 from embudo.handoff import actions
+from embudo.handoff.actions.clocks import _settle
 from embudo.handoff.business_time import add_business_minutes
 from embudo.handoff.models import (
     AssignmentRule,
@@ -172,7 +173,7 @@ def seed_handoff(ctx: Any) -> None:
                     handoff.closed_at = after.at
             elif decision_due <= ctx.now and handoff.open:
                 handoff.decision_state = SlaState.BREACHED
-            actions._settle(handoff)
+            _settle(handoff)
             if handoff.state == SlaState.BREACHED:
                 handoff.breached_at = min(
                     d
