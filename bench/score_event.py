@@ -143,6 +143,7 @@ def main() -> None:
     from embudo.crm.models import Contact
     from embudo.scoring import engine
     from embudo.scoring.demo import create_default_model
+    from embudo.scoring.engine import compute, write
     from embudo.scoring.models import ScoreRule, ScoringModel
     from embudo.tracking import actions as tracking
 
@@ -173,14 +174,14 @@ def main() -> None:
         (engine, "enabled_plans", "models and rules"),
         (engine, "compute_some", "compute"),
         (engine, "_fetch", "fit query"),
-        (engine, "_event_rows", "events query"),
-        (engine, "_old_scores", "old score"),
-        (engine, "_write_scores", "write score"),
-        (engine, "_write_history", "write history"),
-        (engine, "_promote", "MQL rule"),
+        (compute, "_event_rows", "events query"),
+        (write, "_old_scores", "old score"),
+        (write, "_write_scores", "write score"),
+        (write, "_write_history", "write history"),
+        (write, "_promote", "MQL rule"),
     ):
         phases.wrap(owner, attribute, name)
-    event_rows, promote = engine._event_rows, engine._promote
+    event_rows, promote = compute._event_rows, write._promote
 
     def counted_promotions(*a: Any, **k: Any) -> Any:
         moved = promote(*a, **k)
@@ -188,14 +189,14 @@ def main() -> None:
             sample.promoted = True
         return moved
 
-    engine._promote = counted_promotions  # type: ignore[assignment]
+    write._promote = counted_promotions  # type: ignore[assignment]
 
     def counted_rows(*a: Any, **k: Any) -> Any:
         result = event_rows(*a, **k)
         phases.rows += len(result[0])
         return result
 
-    engine._event_rows = counted_rows  # type: ignore[assignment]
+    compute._event_rows = counted_rows  # type: ignore[assignment]
 
     def commit_timed(wrapper: Any) -> None:
         original = wrapper._commit

@@ -16,7 +16,8 @@ from django.db import connection
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 
-from embudo.analytics.attribution import AttributionRequest, _sorted
+from embudo.analytics.attribution import AttributionRequest
+from embudo.analytics.attribution.journeys import _sorted
 from embudo.analytics.funnel import FunnelRequest, load_history
 from embudo.analytics.roi import roi
 from embudo.crm.models import LifecycleTransition

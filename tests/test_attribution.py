@@ -18,7 +18,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from embudo.analytics.attribution import AttributionRequest, _sorted, attribution
+from embudo.analytics.attribution import AttributionRequest, attribution
+from embudo.analytics.attribution.journeys import _sorted
 from embudo.analytics.funnel import Filters
 from embudo.deals import actions as deal_actions
 from embudo.deals.models import Deal as DealRow

@@ -13,6 +13,7 @@ from django.test import TestCase
 from freezegun import freeze_time
 
 from embudo.scoring import engine, queries
+from embudo.scoring.engine import compute
 from embudo.scoring.models import ContactScore, ScoreRule, ScoringModel
 from tests.factories import (
     PRICING,
@@ -149,11 +150,11 @@ def test_the_one_contact_queries_are_built_once_for_any_moment() -> None:
     with freeze_time(T0):
         make_scoring_model(RULES, half_life_days=5)
         contact = make_contact(at=T0)
-    engine._SQL.clear()
+    compute._SQL.clear()
     event(contact, "page_view", T0, url="https://shop.example/pricing")
-    templates = dict(engine._SQL)
+    templates = dict(compute._SQL)
     event(contact, "page_view", T0 + dt.timedelta(days=3, hours=5), url="https://x.io/")
 
     # The fit query, the events query and the stored score's, each with its moments' slots.
     assert len(templates) == 3 and all(value is not None for value in templates.values())
-    assert templates == engine._SQL  # nothing built again at the later moment
+    assert templates == compute._SQL  # nothing built again at the later moment

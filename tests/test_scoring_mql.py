@@ -12,6 +12,7 @@ from embudo import pipeline
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LifecycleTransition, TransitionCause
 from embudo.scoring import actions, engine, queries
+from embudo.scoring.engine import write
 from embudo.scoring.models import ContactScore, ModelStatus, ScoreHistory
 from tests.factories import event_rule, fit_rule, make_company, make_contact, make_scoring_model
 from tests.journeys import Event, journey, journeys, person
@@ -238,7 +239,7 @@ def test_a_rescore_failing_midway_keeps_every_previous_score(monkeypatch: Any) -
             raise RuntimeError("disk full")
 
         # The scores are written, then the history fails: the whole write must roll back.
-        monkeypatch.setattr(engine, "_write_history", broken)
+        monkeypatch.setattr(write, "_write_history", broken)
         with pytest.raises(RuntimeError):
             actions.rescore_model(model)
 

@@ -22,7 +22,7 @@ class Segment(models.Model):
     name = models.CharField(max_length=128, unique=True)
     description = models.TextField(blank=True, default="")
     kind = models.CharField(max_length=16, choices=SegmentKind.choices)
-    # The condition language's JSON (see embudo/segments/conditions.py); {} for static lists.
+    # The condition language's JSON (see embudo/segments/conditions/); {} for static lists.
     conditions = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,16 +1,12 @@
-"""Attribution: which channels and campaigns earned the customers and the revenue, under seven
-models side by side (first, last, linear, U, W, time-decay and an exact Markov chain).
-
-The journeys are read in a few set-based queries and assembled with numpy (no Python loop per
-contact or touchpoint), so a million journeys take seconds. See docs/analytics.md
-("Attribution") for every definition this module implements.
-"""
+"""Building touchpoint journeys: the conversions, touchpoints, lead and opportunity moves and
+won deals read in a few set-based queries, then cut into one journey per conversion (and the
+non-converting ones) with numpy, with no Python loop per contact or touchpoint."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,39 +14,22 @@ import numpy.typing as npt
 from django.db.models import Case, F, FloatField, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
-from embudo.analytics import markov, stamps
-from embudo.analytics.funnel import FILTER_OPTIONS, Filters, contacts_in_scope, filters_from
+from embudo.analytics import stamps
+from embudo.analytics.attribution.request import AttributionRequest
+from embudo.analytics.funnel import contacts_in_scope
 from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.db.columns import numeric_columns
 from embudo.db.functions import EpochMillis
-from embudo.deals.actions import reporting_currency
 from embudo.deals.models import Deal, DealStatus
-from embudo.reports import ReportError, ReportOption, ReportParams, ReportSpec, Table
 from embudo.tracking.models import Campaign, Channel, Touchpoint
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay", "markov")
-MODEL_LABELS = {
-    "first_touch": _("First touch"),
-    "last_touch": _("Last touch"),
-    "linear": _("Linear"),
-    "u_shaped": _("U-shaped"),
-    "w_shaped": _("W-shaped"),
-    "time_decay": _("Time decay"),
-    "markov": _("Markov chain"),
-}
-BREAKDOWNS = ("channel", "campaign")
-DEFAULT_LOOKBACK_DAYS = 90
-DEFAULT_HALF_LIFE_DAYS = 7.0
-MAX_LOOKBACK_DAYS = 3650
 DAY_MS = 86_400_000
 NO_CAMPAIGN = "(no campaign)"
-NO_TOUCHPOINT = "(no touchpoint)"
 _NEVER = np.iinfo(np.int64).min
 
 # Stages whose entry from outside the funnel's lead levels makes someone a lead (the W-shaped
@@ -63,173 +42,6 @@ _LEAD_LEVELS = (
     LifecycleStage.CUSTOMER,
 )
 _BEFORE_LEAD = ("", LifecycleStage.SUBSCRIBER, LifecycleStage.DISQUALIFIED)
-
-
-# -- the request and the result -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttributionRequest:
-    """Conversions (contacts entering ``customer``) between two dates, inclusive, of the
-    contacts the filters keep (team, original source, persona; none: everyone)."""
-
-    date_from: dt.date
-    date_to: dt.date
-    by: str = "channel"  # channel or campaign
-    models: tuple[str, ...] = MODELS
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
-    filters: Filters = field(default_factory=Filters)
-
-    def check(self) -> None:
-        if self.date_to < self.date_from:
-            raise ReportError(
-                f"the period ends ({self.date_to}) before it starts ({self.date_from})"
-            )
-        if self.by not in BREAKDOWNS:
-            raise ReportError(f"by={self.by!r} is not one of {', '.join(BREAKDOWNS)}")
-        unknown = [m for m in self.models if m not in MODELS]
-        if unknown or not self.models:
-            raise ReportError(
-                f"model={','.join(unknown) or '(none)'!s} is not one of all, {', '.join(MODELS)}"
-            )
-        if not 0 < self.lookback_days <= MAX_LOOKBACK_DAYS:
-            raise ReportError(
-                f"lookback_days={self.lookback_days} must be between 1 and {MAX_LOOKBACK_DAYS}"
-            )
-        if not 0 < self.half_life_days <= MAX_LOOKBACK_DAYS:
-            raise ReportError(f"half_life_days={self.half_life_days} must be more than 0")
-
-
-@dataclass(frozen=True)
-class Credit:
-    conversions: float
-    revenue: float
-
-
-@dataclass(frozen=True)
-class AttributionRow:
-    key: str  # the channel, or the campaign's id ("" for touchpoints without campaign)
-    label: str
-    touchpoints: int  # touchpoints of converting journeys
-    credit: dict[str, Credit]  # model → credit
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "label": self.label,
-            "touchpoints": self.touchpoints,
-            "models": {
-                model: {"conversions": round(c.conversions, 4), "revenue": round(c.revenue, 2)}
-                for model, c in self.credit.items()
-            },
-        }
-
-
-@dataclass(frozen=True)
-class AttributionResult:
-    request: AttributionRequest
-    currency: str
-    rows: list[AttributionRow]
-    conversions: int  # conversions in the period
-    revenue: float  # their revenue
-    unattributed_conversions: int  # conversions without a touchpoint in the lookback window
-    unattributed_revenue: float
-    revenue_without_conversion: float  # won-deal revenue tied to no conversion in the period
-    journeys: int  # converting journeys with touchpoints, plus non-converting ones (Markov)
-    non_converting_journeys: int
-    markov_conversion_probability: float | None = None
-    removal_effects: dict[str, float] = field(default_factory=dict)  # key → conversion RE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "report": "attribution",
-            "currency": self.currency,
-            "request": {
-                "from": self.request.date_from.isoformat(),
-                "to": self.request.date_to.isoformat(),
-                "by": self.request.by,
-                "models": list(self.request.models),
-                "lookback_days": self.request.lookback_days,
-                "half_life_days": self.request.half_life_days,
-                "filters": self.request.filters.describe(),
-            },
-            "totals": {
-                "conversions": self.conversions,
-                "revenue": round(self.revenue, 2),
-                "unattributed_conversions": self.unattributed_conversions,
-                "unattributed_revenue": round(self.unattributed_revenue, 2),
-                "revenue_without_conversion": round(self.revenue_without_conversion, 2),
-                "journeys": self.journeys,
-                "non_converting_journeys": self.non_converting_journeys,
-            },
-            "markov": (
-                {
-                    "conversion_probability": self.markov_conversion_probability,
-                    "removal_effects": self.removal_effects,
-                }
-                if self.markov_conversion_probability is not None
-                else None
-            ),
-            "rows": [row.to_dict() for row in self.rows],
-            "notes": [
-                "a conversion is a contact entering the customer stage in the period; a contact "
-                "who becomes a customer again later converts again",
-                f"touchpoints count within {self.request.lookback_days} days before (or at) the "
-                "conversion, after the contact's previous conversion",
-                "unattributed: conversions with no touchpoint in that window",
-            ],
-        }
-
-    def table(self) -> Table:
-        name = "Channel" if self.request.by == "channel" else "Campaign"
-        header = [name, "Touchpoints"]
-        for model in self.request.models:
-            label = str(MODEL_LABELS[model])
-            header += [f"{label}: conversions", f"{label}: revenue ({self.currency})"]
-        rows: list[list[Any]] = []
-        for row in self.rows:
-            cells: list[Any] = [row.label, row.touchpoints]
-            for model in self.request.models:
-                credit = row.credit[model]
-                cells += [round(credit.conversions, 2), round(credit.revenue, 2)]
-            rows.append(cells)
-        if self.unattributed_conversions:
-            cells = [NO_TOUCHPOINT, 0]
-            for _model in self.request.models:
-                cells += [self.unattributed_conversions, round(self.unattributed_revenue, 2)]
-            rows.append(cells)
-        total: list[Any] = ["Total", sum(r.touchpoints for r in self.rows)]
-        for _model in self.request.models:
-            total += [self.conversions, round(self.revenue, 2)]
-        rows.append(total)
-        return Table(header, rows)
-
-    def chart(self) -> dict[str, Any]:
-        """Revenue credited to each channel (or campaign) by each model, side by side."""
-        return {
-            "kind": "grouped_bar",
-            "title": str(_("Attributed revenue by model")),
-            "x": [row.label for row in self.rows],
-            "series": [
-                {
-                    "name": str(MODEL_LABELS[model]),
-                    "values": [round(row.credit[model].revenue, 2) for row in self.rows],
-                }
-                for model in self.request.models
-            ],
-            "y_title": self.currency,
-        }
-
-    def headline(self) -> list[tuple[str, object]]:
-        return [
-            (str(_("Conversions")), self.conversions),
-            (str(_("Revenue")), f"{self.revenue:,.2f} {self.currency}"),
-            (str(_("Without touchpoints")), self.unattributed_conversions),
-        ]
-
-
-# -- journeys, assembled with numpy ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -454,32 +266,6 @@ def assemble(raw: RawJourneyData, start: int, end: int, lookback: int) -> Journe
     )
 
 
-def first_touch_credit(
-    touches: TouchRows, entries: list[IntArray], start: int, end: int, lookback: int
-) -> tuple[IntArray, FloatArray]:
-    """The first-touch credit of the entries in [start, end): the key codes credited and their
-    credit, the same as the first-touch model over the journeys ``assemble`` would cut for
-    these entries, without cutting them.
-
-    An entry's journey holds its contact's touchpoints after the contact's previous entry, up
-    to and at its own moment, within ``lookback`` before it; its first touch is the earliest.
-    ``touches`` are sorted by contact, time and id."""
-    order = _sorted(*entries)
-    contact, time = entries[0][order], entries[1][order]
-    previous = np.full(time.size, _NEVER, dtype=np.int64)
-    same = contact[1:] == contact[:-1]
-    previous[1:] = np.where(same, time[:-1], _NEVER)
-    in_period = (time >= start) & (time < end)
-    contact, time, previous = contact[in_period], time[in_period], previous[in_period]
-    # Times are whole milliseconds: "after the previous entry" is from its next millisecond.
-    since = np.maximum(time - lookback, previous + 1)
-    first = _next_at_or_after(touches.contact, touches.time, contact, since)
-    found = first >= 0
-    found[found] = touches.time[first[found]] <= time[found]
-    codes, counts = np.unique(touches.key[first[found]], return_counts=True)
-    return codes.astype(np.int64), counts.astype(np.float64)
-
-
 def _anchor(
     contact: IntArray, time: IntArray, cc: IntArray, ct: IntArray, previous: IntArray
 ) -> IntArray:
@@ -492,100 +278,6 @@ def _anchor(
     found = at >= 0
     times = np.where(found, time[np.where(found, at, 0)], _NEVER)
     return np.where(times > previous, times, _NEVER).astype(np.int64)
-
-
-# -- the models -----------------------------------------------------------------------------------
-
-
-def model_weights(journeys: Journeys, model: str, half_life_ms: float) -> FloatArray:
-    """Each converting touchpoint's share of its conversion (shares of a journey sum to 1)."""
-    mask = journeys.touch_journey < journeys.converting
-    j = journeys.touch_journey[mask]
-    n_touch = j.size
-    if not n_touch:
-        return np.zeros(0)
-    lengths = np.bincount(j, minlength=journeys.converting)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    position = np.arange(n_touch) - starts[j]
-    n = lengths[j]
-    first = position == 0
-    last = position == n - 1
-    if model == "first_touch":
-        return first.astype(np.float64)
-    if model == "last_touch":
-        return last.astype(np.float64)
-    if model == "linear":
-        return 1.0 / n
-    if model == "u_shaped":
-        ends = first.astype(np.float64) + last
-        middle = np.where(first | last, 0.0, 0.2 / np.maximum(n - 2, 1))
-        return _normalised(j, ends * 0.4 + middle, journeys.converting)
-    if model == "w_shaped":
-        time = journeys.touch_time[mask]
-        anchors = first.astype(np.float64)
-        for moments in (journeys.lead_time, journeys.opportunity_time):
-            # The anchor is the last touchpoint at or before the moment; touchpoints are in
-            # time order within a journey, so it is the count of those up to it, minus one.
-            up_to = np.bincount(j, weights=time <= moments[j], minlength=journeys.converting)
-            anchor = np.where(moments == _NEVER, -1, up_to.astype(np.int64) - 1)
-            anchors += position == anchor[j]
-        is_anchor = anchors > 0
-        others = lengths - np.bincount(j, weights=is_anchor, minlength=journeys.converting)
-        spread = np.where(is_anchor, 0.0, 0.1 / np.maximum(others[j], 1))
-        return _normalised(j, anchors * 0.3 + spread, journeys.converting)
-    if model == "time_decay":
-        age = (journeys.conversion_time[j] - journeys.touch_time[mask]).astype(np.float64)
-        return _normalised(j, np.exp2(-age / half_life_ms), journeys.converting)
-    raise ReportError(f"model={model!r} is not one of {', '.join(MODELS)}")
-
-
-def _normalised(j: IntArray, raw: FloatArray, journeys: int) -> FloatArray:
-    totals = np.bincount(j, weights=raw, minlength=journeys)
-    return raw / totals[j]
-
-
-@dataclass(frozen=True)
-class Credits:
-    conversions: FloatArray  # per key
-    revenue: FloatArray
-    removal_effects: FloatArray | None = None
-    conversion_probability: float | None = None
-
-
-def credit(journeys: Journeys, model: str, keys: int, half_life_ms: float) -> Credits:
-    """Conversions and revenue credited to each key (channel or campaign code) by ``model``."""
-    mask = journeys.touch_journey < journeys.converting
-    if model == "markov":
-        return markov_credit(journeys, keys)
-    weights = model_weights(journeys, model, half_life_ms)
-    key = journeys.touch_key[mask]
-    revenue = journeys.revenue[journeys.touch_journey[mask]]
-    return Credits(
-        np.bincount(key, weights=weights, minlength=keys).astype(np.float64),
-        np.bincount(key, weights=weights * revenue, minlength=keys).astype(np.float64),
-    )
-
-
-def markov_credit(journeys: Journeys, keys: int) -> Credits:
-    """Credit in proportion to each key's removal effect in the exact first-order chain."""
-    converted = np.zeros(journeys.journeys, dtype=bool)
-    converted[: journeys.converting] = True
-    value = np.zeros(journeys.journeys)
-    value[: journeys.converting] = journeys.revenue
-    chain = markov.count_transitions(
-        journeys.touch_journey, journeys.touch_key, converted, value, keys
-    )
-    effects = markov.removal_effects(chain)
-    with_touch = np.zeros(journeys.converting, dtype=bool)
-    with_touch[journeys.touch_journey[journeys.touch_journey < journeys.converting]] = True
-    conversions = float(with_touch.sum())
-    revenue = float(journeys.revenue[with_touch].sum())
-    return Credits(
-        markov.shares(effects.conversion) * conversions,
-        markov.shares(effects.value) * revenue,
-        effects.conversion,
-        effects.conversion_probability,
-    )
 
 
 # -- reading the database -----------------------------------------------------------------------
@@ -847,154 +539,3 @@ def compact(journeys: Journeys) -> tuple[Journeys, IntArray]:
         Journeys(**{**journeys.__dict__, "touch_key": inverse.astype(np.int64)}),
         used.astype(np.int64),
     )
-
-
-def attribution(request: AttributionRequest) -> AttributionResult:
-    """Every requested model's credit per channel or campaign, side by side."""
-    request.check()
-
-    def build() -> AttributionResult:
-        journeys, labels = load_journeys(request)
-        return attribute(request, journeys, labels)
-
-    # The dashboard's ROI section credits revenue with the attribution section's result.
-    result: AttributionResult = _per_page(("result", request), build)
-    return result
-
-
-def attribute(
-    request: AttributionRequest, journeys: Journeys, labels: dict[int, tuple[str, str]]
-) -> AttributionResult:
-    """The models over assembled journeys (the bench times this part on its own too)."""
-    dense, used = compact(journeys)
-    k = used.size
-    half_life_ms = request.half_life_days * DAY_MS
-    results = {model: credit(dense, model, k, half_life_ms) for model in request.models}
-    converting = dense.touch_journey < dense.converting
-    touch_counts = np.bincount(dense.touch_key[converting], minlength=k)
-    with_touch = np.zeros(dense.converting, dtype=bool)
-    with_touch[dense.touch_journey[converting]] = True
-    rows = []
-    for code in range(k):
-        key, label = labels[int(used[code])]
-        rows.append(
-            AttributionRow(
-                key=key,
-                label=label,
-                touchpoints=int(touch_counts[code]),
-                credit={
-                    model: Credit(
-                        float(results[model].conversions[code]),
-                        float(results[model].revenue[code]),
-                    )
-                    for model in request.models
-                },
-            )
-        )
-    rows = [r for r in rows if r.touchpoints or any(c.conversions for c in r.credit.values())]
-    lead_model = request.models[0]
-    rows.sort(
-        key=lambda r: (-r.credit[lead_model].revenue, -r.credit[lead_model].conversions, r.label)
-    )
-    markov_result = results.get("markov")
-    effects: dict[str, float] = {}
-    if markov_result is not None and markov_result.removal_effects is not None:
-        effects = {
-            labels[int(used[code])][0]: round(float(markov_result.removal_effects[code]), 6)
-            for code in range(k)
-        }
-    return AttributionResult(
-        request=request,
-        currency=reporting_currency(),
-        rows=rows,
-        conversions=dense.converting,
-        revenue=float(dense.revenue.sum()),
-        unattributed_conversions=int(dense.converting - with_touch.sum()),
-        unattributed_revenue=float(dense.revenue[~with_touch].sum()),
-        revenue_without_conversion=dense.revenue_without_conversion,
-        journeys=int(with_touch.sum()) + dense.journeys - dense.converting,
-        non_converting_journeys=dense.journeys - dense.converting,
-        markov_conversion_probability=(
-            markov_result.conversion_probability if markov_result is not None else None
-        ),
-        removal_effects=effects,
-    )
-
-
-# -- the registry entry -------------------------------------------------------------------------
-
-
-def _default_range() -> tuple[dt.date, dt.date]:
-    today = timezone.localdate()
-    return today - dt.timedelta(days=89), today
-
-
-def parse_models(raw: str) -> tuple[str, ...]:
-    text = raw.strip()
-    if not text or text == "all":
-        return MODELS
-    models = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ReportError(
-            f"model={', '.join(unknown)} is not one of all, {', '.join(MODELS)} "
-            "(several: --model linear,markov)"
-        )
-    return models
-
-
-def _number(params: ReportParams, name: str, default: float, integer: bool) -> Any:
-    raw = params.option(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "a whole number of days" if integer else "a number of days"
-        raise ReportError(f"{name}={raw!r} is not {kind}") from None
-    return value
-
-
-def request_from(params: ReportParams) -> AttributionRequest:
-    default_from, default_to = _default_range()
-    return AttributionRequest(
-        date_from=params.date_from or default_from,
-        date_to=params.date_to or default_to,
-        by=params.option("by", "channel"),
-        models=parse_models(params.option("model", "all")),
-        lookback_days=_number(params, "lookback_days", DEFAULT_LOOKBACK_DAYS, True),
-        half_life_days=_number(params, "half_life_days", DEFAULT_HALF_LIFE_DAYS, False),
-        filters=filters_from(params),
-    )
-
-
-def _run(params: ReportParams) -> AttributionResult:
-    return attribution(request_from(params))
-
-
-ATTRIBUTION_OPTIONS = (
-    ReportOption("by", "credit channels or campaigns", choices=BREAKDOWNS, default="channel"),
-    ReportOption(
-        "model",
-        "all (the default) or one or more of " + ", ".join(MODELS) + ", comma-separated",
-        default="all",
-    ),
-    ReportOption(
-        "lookback_days",
-        f"days before a conversion a touchpoint still counts (default {DEFAULT_LOOKBACK_DAYS})",
-    ),
-    ReportOption(
-        "half_life_days",
-        f"time decay: days that halve a touchpoint's weight (default {DEFAULT_HALF_LIFE_DAYS:g})",
-    ),
-)
-
-ATTRIBUTION = ReportSpec(
-    name="attribution",
-    description="Conversions (contacts becoming customers) and won revenue credited to channels "
-    "or campaigns under first touch, last touch, linear, U-shaped, W-shaped, time decay and "
-    "Markov chain, side by side",
-    run=_run,
-    permission="tracking.view_touchpoint",
-    options=(*ATTRIBUTION_OPTIONS, *FILTER_OPTIONS),
-)
