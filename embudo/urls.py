@@ -18,5 +18,6 @@ urlpatterns = [
     path("analytics/", include("embudo.analytics.urls")),
     path("", include("embudo.automation.urls")),
     path("", include("embudo.tracking.urls")),
+    path("", include("embudo.crm.urls")),
     path("", include("embudo.web.urls")),
 ]
