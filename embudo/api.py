@@ -19,9 +19,9 @@ from embudo.crm.api import router as crm_router
 from embudo.deals.api import router as deals_router
 from embudo.errors import ValidationFailed
 from embudo.handoff.api import router as handoff_router
+from embudo.predictive.api import router as predictive_router
 from embudo.reports.api import router as reports_router
 from embudo.scoring.api import router as scoring_router
-from embudo.scoring.predictive.api import router as predictive_router
 from embudo.segments.api import router as segments_router
 from embudo.tracking.api import router as tracking_router
 

@@ -410,7 +410,7 @@ def _assign_personas(moments: Moments) -> None:
 def _predict(moments: Moments) -> None:
     """Predictive: contacts whose features changed are predicted again; new outcomes (customers,
     disqualified, sales' rejections) count towards a retrain."""
-    from embudo.scoring.predictive import actions as predictive
+    from embudo.predictive import actions as predictive
 
     if not predictive.has_active_model():
         return
@@ -459,8 +459,8 @@ def before_merge(primary: Any, duplicate: Any) -> None:
     """Inside a merge, before the duplicate's rows move to the primary: apps that keep one row
     per contact drop the duplicate's, so the move cannot collide (the merged contact is
     recomputed once the merge commits)."""
+    from embudo.predictive import actions as predictive
     from embudo.scoring import actions as scoring
-    from embudo.scoring.predictive import actions as predictive
     from embudo.segments import actions as segments
 
     scoring.before_merge(primary, duplicate)

@@ -41,7 +41,7 @@ INSTALLED_APPS = [
     "embudo.tracking",
     "embudo.segments",
     "embudo.scoring",
-    "embudo.scoring.predictive",
+    "embudo.predictive",
     "embudo.handoff",
     "embudo.analytics",
     "embudo.automation",

@@ -13,10 +13,11 @@ urlpatterns = [
     path("deals/", include("embudo.deals.urls")),
     path("segments/", include("embudo.segments.urls")),
     path("scoring/", include("embudo.scoring.urls")),
-    path("scoring/predictive/", include("embudo.scoring.predictive.urls")),
+    path("scoring/predictive/", include("embudo.predictive.urls")),
     path("leads/", include("embudo.handoff.urls")),
     path("analytics/", include("embudo.analytics.urls")),
     path("", include("embudo.automation.urls")),
     path("", include("embudo.tracking.urls")),
+    path("", include("embudo.crm.urls")),
     path("", include("embudo.web.urls")),
 ]

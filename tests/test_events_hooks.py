@@ -11,8 +11,8 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from embudo.crm.models import Contact
+from embudo.predictive.models import PredictiveModel
 from embudo.scoring.models import ContactScore
-from embudo.scoring.predictive.models import PredictiveModel
 from embudo.segments import actions as segments
 from embudo.segments import queries as segment_queries
 from embudo.tracking.actions import record_events

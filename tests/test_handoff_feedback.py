@@ -15,7 +15,7 @@ from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
 from embudo.handoff import actions
 from embudo.handoff.models import Feedback, Handoff, MarketingCommitment, SlaPolicy
-from embudo.scoring.predictive import features
+from embudo.predictive import features
 from tests.factories import (
     make_assignment_rule,
     make_contact,

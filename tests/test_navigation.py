@@ -24,3 +24,19 @@ def test_only_the_plan_entry_is_current_on_the_plan_page(client: Client, logged_
 
     assert current_entries(client, "/deals/plan/") == ["/deals/plan/"]
     assert current_entries(client, "/deals/") == ["/deals/"]
+
+
+def test_the_crm_pages_keep_their_addresses_and_lead_the_sidebar(
+    client: Client, logged_in: Any
+) -> None:
+    logged_in("admin")
+
+    home = client.get("/")
+    html = client.get("/contacts/").content.decode()
+
+    assert home.status_code == 302 and home["Location"] == "/contacts/"
+    assert current_entries(client, "/contacts/") == ["/contacts/"]
+    assert current_entries(client, "/companies/") == ["/companies/"]
+    # Contacts and Companies come first in the sidebar, before every other app's entries.
+    assert html.index('href="/contacts/"') < html.index('href="/companies/"')
+    assert html.index('href="/companies/"') < html.index('href="/deals/"')

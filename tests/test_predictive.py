@@ -18,8 +18,8 @@ from freezegun import freeze_time
 from embudo.crm import actions as crm
 from embudo.crm.exporting import export_csv
 from embudo.crm.models import Contact
-from embudo.scoring.predictive import actions, features, queries
-from embudo.scoring.predictive.models import Prediction, PredictiveModel, PredictiveSettings
+from embudo.predictive import actions, features, queries
+from embudo.predictive.models import Prediction, PredictiveModel, PredictiveSettings
 from embudo.segments.conditions import compile_condition
 from tests.factories import make_contact
 from tests.journeys import Event, Person, journey, journeys, person
@@ -371,7 +371,7 @@ def test_merging_two_scored_contacts_keeps_one_prediction() -> None:
 
 
 def test_the_background_retrain_trains_a_new_version_with_the_stored_exclusions() -> None:
-    from embudo.scoring.predictive.tasks import retrain
+    from embudo.predictive.tasks import retrain
 
     world()
     first = actions.train_model(holdout=0, seed=1)

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from embudo.accounts.actions import create_api_key
-from embudo.scoring.predictive import actions
+from embudo.predictive import actions
 from tests.factories import make_contact, make_user
 from tests.test_predictive import open_contact, world
 

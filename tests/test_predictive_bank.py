@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from embudo.crm.models import Contact
-from embudo.scoring.predictive import actions
+from embudo.predictive import actions
 
 BANK = (
     Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from embudo.scoring.predictive import actions
+from embudo.predictive import actions
 from tests.factories import make_user
 from tests.test_predictive import open_contact, world
 

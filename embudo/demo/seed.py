@@ -56,8 +56,8 @@ from embudo.deals.demo import seed_deals
 from embudo.demo import vocabulary as words
 from embudo.errors import EmbudoError
 from embudo.handoff.demo import seed_handoff
+from embudo.predictive.demo import seed_predictive
 from embudo.scoring.demo import seed_scoring
-from embudo.scoring.predictive.demo import seed_predictive
 from embudo.segments.demo import seed_segments
 from embudo.tracking.demo import seed_events
 

@@ -6,9 +6,3 @@ class WebConfig(AppConfig):
     name = "embudo.web"
     label = "web"
     verbose_name = _("Web")
-
-    def ready(self) -> None:
-        from embudo.web.navigation import register
-
-        register("web:contacts", _("Contacts"), order=20)
-        register("web:companies", _("Companies"), order=30)

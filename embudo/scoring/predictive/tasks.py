@@ -1,22 +1,6 @@
-"""Background work: retraining once enough new outcomes arrived, and rescoring contacts whose
-data changed. Both take plain ids and are safe to run twice."""
+"""Tasks queued before predictive scoring became `embudo.predictive` name this module (the
+database queue and Redis both store a task's module path); they resolve to the same tasks."""
 
-from __future__ import annotations
+from embudo.predictive.tasks import rescore_contacts, retrain
 
-from typing import Any
-
-from django_tasks import task
-
-from embudo.scoring.predictive import actions
-
-
-@task()
-def retrain() -> dict[str, Any]:
-    """Train a new version with the stored settings; a refused run keeps the active one."""
-    result = actions.train_model()
-    return {"ok": result.ok, "message": result.message, "version": result.version}
-
-
-@task()
-def rescore_contacts(contact_ids: list[int]) -> dict[str, Any]:
-    return {"scored": actions.score_contacts(contact_ids)}
+__all__ = ["rescore_contacts", "retrain"]

@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import CommandParser, OutputWrapper
 
 from embudo.commands import DataCommand
+from embudo.predictive import cli as predictive_cli
 from embudo.scoring import cli as rules_cli
-from embudo.scoring.predictive import cli as predictive_cli
 
 Subcommand = tuple[Callable[[Any], None], Callable[[dict[str, Any], OutputWrapper], None]]
 

@@ -14,8 +14,8 @@ from embudo.accounts.roles import ADMIN, role_of
 from embudo.api_access import ApiError, allow
 from embudo.crm import queries as crm_queries
 from embudo.crm.schemas import Error
-from embudo.scoring.predictive import actions, queries
-from embudo.scoring.predictive.models import PredictiveModel
+from embudo.predictive import actions, queries
+from embudo.predictive.models import PredictiveModel
 
 router: Router = Router(tags=["Predictive scoring"])
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from embudo.scoring.predictive.queries import prediction_for
+from embudo.predictive.queries import prediction_for
 
 register = template.Library()
 

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from embudo.accounts.admin import ReadOnlyAdmin
-from embudo.scoring.predictive.models import PredictiveModel, PredictiveSettings
+from embudo.predictive.models import PredictiveModel, PredictiveSettings
 
 
 @admin.register(PredictiveSettings)

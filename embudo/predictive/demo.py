@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from embudo.scoring.predictive import actions
+from embudo.predictive import actions
 
 
 def seed_predictive(ctx: Any) -> None:

@@ -10,8 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from embudo.accounts.roles import ADMIN, role_of
-from embudo.scoring.predictive import actions, features, queries
-from embudo.scoring.predictive.models import PredictiveModel
+from embudo.predictive import actions, features, queries
+from embudo.predictive.models import PredictiveModel
 from embudo.web.access import role_required
 
 VIEW = "predictive.view_predictivemodel"
@@ -66,7 +66,7 @@ def train(request: HttpRequest) -> HttpResponse:
     if role_of(request.user) != ADMIN:
         messages.error(request, _("Only an admin may train the model."))
         return redirect("predictive:report")
-    from embudo.scoring.predictive.tasks import retrain
+    from embudo.predictive.tasks import retrain
 
     retrain.enqueue()
     messages.success(

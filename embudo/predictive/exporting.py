@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from embudo.crm.exporting import ColumnGroup, register_columns
-from embudo.scoring.predictive.models import Prediction
+from embudo.predictive.models import Prediction
 
 HEADERS = ["predicted_conversion"]
 

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class PredictiveConfig(AppConfig):
-    name = "embudo.scoring.predictive"
+    name = "embudo.predictive"
     label = "predictive"
     verbose_name = _("Predictive scoring")
 

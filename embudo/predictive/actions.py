@@ -20,8 +20,8 @@ from embudo.accounts.actions import record_audit
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.errors import EmbudoError
-from embudo.scoring.predictive import features, learning
-from embudo.scoring.predictive.models import Prediction, PredictiveModel, PredictiveSettings
+from embudo.predictive import features, learning
+from embudo.predictive.models import Prediction, PredictiveModel, PredictiveSettings
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def predict_later(contact_ids: Iterable[int]) -> None:
     """Rescore these contacts with the active model in the background."""
     ids = sorted(set(contact_ids))
     if ids:
-        from embudo.scoring.predictive.tasks import rescore_contacts
+        from embudo.predictive.tasks import rescore_contacts
 
         rescore_contacts.enqueue(ids)
 
@@ -423,7 +423,7 @@ def retrain_if_due() -> bool:
         return False
     if new_outcomes_since(model) < settings_row.retrain_after:
         return False
-    from embudo.scoring.predictive.tasks import retrain
+    from embudo.predictive.tasks import retrain
 
     claimed = PredictiveSettings.objects.filter(
         pk=settings_row.pk, retrain_enqueued_at=pending

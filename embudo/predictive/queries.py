@@ -10,9 +10,9 @@ import numpy as np
 from django.utils.translation import gettext as _
 from sklearn.metrics import roc_auc_score
 
-from embudo.scoring.predictive import features, learning
-from embudo.scoring.predictive.actions import active_model, predictive_settings
-from embudo.scoring.predictive.models import Prediction, PredictiveModel
+from embudo.predictive import features, learning
+from embudo.predictive.actions import active_model, predictive_settings
+from embudo.predictive.models import Prediction, PredictiveModel
 
 
 def prediction_for(contact_id: int) -> Prediction | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, OutputWrapper
 
-from embudo.scoring.predictive import actions, queries
+from embudo.predictive import actions, queries
 
 
 def add_train(subparsers: Any) -> None:

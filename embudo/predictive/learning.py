@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from embudo.scoring.predictive.features import FeatureSpec
+from embudo.predictive.features import FeatureSpec
 
 CV_FOLDS = 3
 # Model selection and the leakage guard look at this many training contacts at most: enough

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from embudo.scoring.predictive import views
+from embudo.predictive import views
 
 app_name = "predictive"
 

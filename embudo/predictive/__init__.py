@@ -1,0 +1,1 @@
+"""Predictive conversion: a model learnt from the company's outcomes, calibrated, explained."""
