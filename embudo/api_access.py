@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from ninja.errors import HttpError
 from ninja.renderers import JSONRenderer
@@ -18,6 +19,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from embudo.accounts.actions import authenticate_api_key, key_allows
+from embudo.accounts.actors import Actor
 from embudo.accounts.models import ApiKey, Scope
 from embudo.accounts.roles import role_of
 
@@ -35,11 +37,11 @@ class Principal:
     record. A user sees what their role allows.
     """
 
-    user: Any = None
+    user: User | None = None
     api_key: ApiKey | None = None
 
     @property
-    def actor(self) -> Any:
+    def actor(self) -> Actor:
         if self.user is not None:
             return self.user
         return self.api_key.created_by if self.api_key else None

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
+from embudo.accounts.actors import Actor
 from embudo.accounts.models import ApiKey, AuditEntry, Scope
 from embudo.accounts.roles import ADMIN, ROLES, sync_role_groups
 from embudo.errors import EmbudoError
@@ -29,7 +30,7 @@ def record_audit(
     object_type: str,
     object_id: Any = "",
     *,
-    actor: Any = None,
+    actor: Actor = None,
     api_key: ApiKey | None = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditEntry:
@@ -112,7 +113,7 @@ def create_api_key(name: str, scopes: Iterable[str], *, created_by: Any = None) 
     return IssuedKey(key=key, secret=secret)
 
 
-def revoke_api_key(key: ApiKey, *, actor: Any = None) -> None:
+def revoke_api_key(key: ApiKey, *, actor: Actor = None) -> None:
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
     record_audit("apikey.revoke", "apikey", key.pk, actor=actor)

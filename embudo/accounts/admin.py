@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from embudo.accounts.actions import revoke_api_key
 from embudo.accounts.models import ApiKey, AuditEntry
+from embudo.web.access import acting_user
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -31,7 +32,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.action(description=_("Revoke the selected API keys"))
 def revoke_keys(modeladmin: Any, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
     for key in queryset.filter(revoked_at__isnull=True):
-        revoke_api_key(key, actor=request.user)
+        revoke_api_key(key, actor=acting_user(request))
 
 
 @admin.register(ApiKey)

@@ -9,6 +9,8 @@ from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
 from django.db import models
 
+from embudo.accounts.actors import System, Viewer
+
 ADMIN = "admin"
 MARKETING = "marketing"
 SALES = "sales"
@@ -151,8 +153,8 @@ def sync_role_groups(**_: Any) -> None:
         group.permissions.set(Permission.objects.filter(codename__in=codenames))
 
 
-def role_of(user: Any) -> str | None:
-    if user is None or not user.is_authenticated:
+def role_of(user: Viewer | None) -> str | None:
+    if user is None or isinstance(user, System) or not user.is_authenticated:
         return None
     if getattr(user, "is_superuser", False):
         return ADMIN
@@ -160,15 +162,15 @@ def role_of(user: Any) -> str | None:
     if cached is None:
         names = set(user.groups.values_list("name", flat=True))
         cached = next((role for role in ROLES if role in names), "")
-        user._embudo_role = cached
+        setattr(user, "_embudo_role", cached)  # noqa: B010  (kept on this request's user)
     return cached or None
 
 
-def sees_all_contacts(user: Any) -> bool:
+def sees_all_contacts(user: Viewer | None) -> bool:
     return role_of(user) in {ADMIN, MARKETING, SALES_MANAGER}
 
 
-def contact_visibility(user: Any) -> models.Q:
+def contact_visibility(user: Viewer | None) -> models.Q:
     """The rows of `Contact` this user may see: sales reps see their own and unassigned ones."""
     branches = contact_visibility_branches(user)
     if not branches:
@@ -179,7 +181,7 @@ def contact_visibility(user: Any) -> models.Q:
     return visible
 
 
-def contact_visibility_branches(user: Any) -> list[models.Q]:
+def contact_visibility_branches(user: Viewer | None) -> list[models.Q]:
     """`contact_visibility` as the conditions it is the union of (none: sees nothing).
 
     Each branch is served by one index, so a page of newest contacts can be read branch by

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from embudo.analytics.costs import CostKey, set_cost
 from embudo.analytics.models import Cost
 from embudo.errors import ValidationFailed
+from embudo.web.access import acting_user
 
 
 @admin.register(Cost)
@@ -42,7 +43,7 @@ class CostAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     # The target or the days may have changed: the figure moves with them.
                     Cost.objects.filter(pk=obj.pk).delete()
                 saved, _outcome = set_cost(
-                    key, obj.amount, obj.currency.upper(), note=obj.note, actor=request.user
+                    key, obj.amount, obj.currency.upper(), note=obj.note, actor=acting_user(request)
                 )
             obj.pk = saved.pk
         except ValidationFailed as failed:

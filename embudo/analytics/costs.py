@@ -8,7 +8,6 @@ import difflib
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.analytics.models import Cost
 from embudo.deals.actions import rate_for, to_reporting
 from embudo.deals.periods import PeriodError, parse_period
@@ -122,7 +122,7 @@ def set_cost(
     currency: str,
     *,
     note: str = "",
-    actor: Any = None,
+    actor: Actor = None,
     audit: bool = True,
 ) -> tuple[Cost, str]:
     """Record what a campaign or channel cost over a period, replacing an earlier figure for

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm.models import (
     FUNNEL_ORDER,
     Activity,
@@ -93,7 +94,7 @@ def define_property(
     *,
     label: str = "",
     choices: list[str] | None = None,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> PropertyDefinition:
     slug = property_name(name)
     errors: dict[str, list[str]] = {}
@@ -229,7 +230,7 @@ def _taken(model: type[Model], field: str, value: Any, instance: Model | None) -
 def create_contact(
     data: Mapping[str, Any],
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
     at: dt.datetime | None = None,
 ) -> Contact:
@@ -269,7 +270,7 @@ def update_contact(
     contact: Contact,
     data: Mapping[str, Any],
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
 ) -> Contact:
     """Apply a partial change; custom properties are merged (``None`` removes one)."""
@@ -305,7 +306,7 @@ def set_lifecycle_stage(
     stage: str,
     *,
     cause: str,
-    actor: Any = None,
+    actor: Actor = None,
     at: dt.datetime | None = None,
     note: str = "",
 ) -> LifecycleTransition | None:
@@ -348,7 +349,7 @@ def move_contacts(
     cause: str,
     at: dt.datetime | None = None,
     note: str = "",
-    actor: Any = None,
+    actor: Actor = None,
     only_from: Iterable[str] | None = None,
 ) -> list[int]:
     """Move many contacts to ``stage`` at once, each with its transition: one read of their
@@ -466,7 +467,7 @@ def fill_original_source(firsts: Mapping[int, tuple[str, str, str]]) -> None:
 
 
 def assign_owners(
-    owners: Mapping[int, int | None], *, lead_status: str | None = None, actor: Any = None
+    owners: Mapping[int, int | None], *, lead_status: str | None = None, actor: Actor = None
 ) -> None:
     """Give many contacts their owners at once (contact id → user id, None: no owner), one
     update per owner; ``lead_status`` is set on them too. Audited once; no per-contact mail
@@ -494,7 +495,7 @@ def assign_owners(
         pipeline.contacts_changed(owners, changed)
 
 
-def delete_contact(contact: Contact, *, actor: Any = None) -> None:
+def delete_contact(contact: Contact, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk = contact.pk
         contact.delete()
@@ -502,7 +503,7 @@ def delete_contact(contact: Contact, *, actor: Any = None) -> None:
 
 
 @transaction.atomic
-def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Any = None) -> Contact:
+def merge_contacts(primary: Contact, duplicate: Contact, *, actor: Actor = None) -> Contact:
     """Fold ``duplicate`` into ``primary``: every related row (activities, lifecycle history and
     whatever other apps attach to a contact) moves over, blank fields are filled from the
     duplicate, and the duplicate is deleted. The merged history keeps both contacts' moves, and
@@ -614,7 +615,7 @@ def _clean_company_fields(data: Mapping[str, Any], company: Company | None) -> d
     return values
 
 
-def create_company(data: Mapping[str, Any], *, actor: Any = None) -> Company:
+def create_company(data: Mapping[str, Any], *, actor: Actor = None) -> Company:
     values = _clean_company_fields(data, None)
     with transaction.atomic():
         company = Company.objects.create(**values)
@@ -622,7 +623,7 @@ def create_company(data: Mapping[str, Any], *, actor: Any = None) -> Company:
     return company
 
 
-def update_company(company: Company, data: Mapping[str, Any], *, actor: Any = None) -> Company:
+def update_company(company: Company, data: Mapping[str, Any], *, actor: Actor = None) -> Company:
     values = _clean_company_fields(data, company)
     properties = values.pop("properties")
     with transaction.atomic():
@@ -644,7 +645,7 @@ def update_company(company: Company, data: Mapping[str, Any], *, actor: Any = No
     return company
 
 
-def delete_company(company: Company, *, actor: Any = None) -> None:
+def delete_company(company: Company, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk = company.pk
         company.delete()
@@ -676,7 +677,7 @@ def _clean_activity_fields(data: Mapping[str, Any], activity: Activity | None) -
     return values
 
 
-def log_activity(contact: Contact, data: Mapping[str, Any], *, actor: Any = None) -> Activity:
+def log_activity(contact: Contact, data: Mapping[str, Any], *, actor: Actor = None) -> Activity:
     values = _clean_activity_fields(data, None)
     with transaction.atomic():
         activity = Activity.objects.create(contact=contact, actor=_user(actor), **values)
@@ -686,7 +687,9 @@ def log_activity(contact: Contact, data: Mapping[str, Any], *, actor: Any = None
     return activity
 
 
-def update_activity(activity: Activity, data: Mapping[str, Any], *, actor: Any = None) -> Activity:
+def update_activity(
+    activity: Activity, data: Mapping[str, Any], *, actor: Actor = None
+) -> Activity:
     values = _clean_activity_fields(data, activity)
     with transaction.atomic():
         for name, value in values.items():
@@ -699,7 +702,7 @@ def update_activity(activity: Activity, data: Mapping[str, Any], *, actor: Any =
     return activity
 
 
-def delete_activity(activity: Activity, *, actor: Any = None) -> None:
+def delete_activity(activity: Activity, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk = activity.pk
         activity.delete()
@@ -709,7 +712,7 @@ def delete_activity(activity: Activity, *, actor: Any = None) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _notify_new_owner(contact: Contact, actor: Any) -> None:
+def _notify_new_owner(contact: Contact, actor: Actor) -> None:
     """Email the contact's new owner once the assignment is committed (not when self-assigned)."""
     owner_id = contact.owner_id
     if owner_id is None or getattr(actor, "pk", None) == owner_id:
@@ -727,7 +730,7 @@ def _funnel_rank(stage: str) -> int:
     return FUNNEL_ORDER.index(stage) if stage in FUNNEL_ORDER else -1
 
 
-def _user(actor: Any) -> Any:
+def _user(actor: Actor) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 

@@ -24,6 +24,7 @@ from embudo.crm.models import (
     PropertyDefinition,
 )
 from embudo.errors import ValidationFailed
+from embudo.web.access import acting_user
 
 
 def _changed(form: ModelForm[Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -51,16 +52,18 @@ class ActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         original = type(obj).objects.get(pk=obj.pk)
         try:
-            self.update_action(original, _changed(form, self.fields_for_action), actor=request.user)
+            self.update_action(
+                original, _changed(form, self.fields_for_action), actor=acting_user(request)
+            )
         except ValidationFailed as failed:
             self.message_user(request, str(failed), messages.ERROR)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        self.delete_action(obj, actor=request.user)
+        self.delete_action(obj, actor=acting_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for obj in queryset:
-            self.delete_action(obj, actor=request.user)
+            self.delete_action(obj, actor=acting_user(request))
 
 
 class LifecycleTransitionInline(admin.TabularInline):  # type: ignore[type-arg]

@@ -21,6 +21,7 @@ from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext as _
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor, Viewer
 from embudo.crm.models import (
     Company,
     Contact,
@@ -103,8 +104,8 @@ def export_csv(
     out: IO[str],
     *,
     delimiter: str = ",",
-    user: Any = None,
-    actor: Any = None,
+    user: Viewer | None = None,
+    actor: Actor = None,
     chunk_size: int = CHUNK_SIZE,
     where: Q | None = None,
 ) -> int:
@@ -224,7 +225,7 @@ def _stage_dates_group() -> ColumnGroup:
     )
 
 
-def _contact_visibility(user: Any) -> Q:
+def _contact_visibility(user: Viewer) -> Q:
     from embudo.accounts.roles import contact_visibility
 
     return contact_visibility(user)

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from embudo import pipeline
+from embudo.accounts.actors import Actor
 from embudo.crm.actions import CONTACT_FIELDS, define_property
 from embudo.crm.models import (
     FUNNEL_ORDER,
@@ -101,7 +102,7 @@ class RecordProperties:
     def coerce(self, raw: str, type_: str, choices: list[str]) -> Any:
         return coerce(raw, type_, choices)
 
-    def define(self, name: str, type_: str, *, label: str, actor: Any) -> None:
+    def define(self, name: str, type_: str, *, label: str, actor: Actor) -> None:
         define_property(self.object_type, name, type_, label=label, actor=actor)
 
 
@@ -603,8 +604,8 @@ _CONTACT_INSERTED = (
 )
 
 
-def _user_id(actor: Any) -> int | None:
-    return actor.pk if getattr(actor, "is_authenticated", False) else None
+def _user_id(actor: Actor) -> int | None:
+    return actor.pk if actor is not None else None
 
 
 _COMPANY_INSERTED = (

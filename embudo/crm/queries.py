@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import Count, Model, Q, QuerySet
 from django.db.models.functions import Lower
 
-from embudo.accounts.actors import SYSTEM
+from embudo.accounts.actors import SYSTEM, Viewer
 from embudo.accounts.roles import (
     contact_visibility,
     contact_visibility_branches,
@@ -37,20 +37,20 @@ class ContactFilter:
     updated_since: dt.datetime | None = None
 
 
-def visible_contacts(user: Any) -> QuerySet[Contact]:
+def visible_contacts(user: Viewer) -> QuerySet[Contact]:
     if user is SYSTEM:
         return Contact.objects.all()
     return Contact.objects.filter(contact_visibility(user))
 
 
-def contact_list(user: Any, filters: ContactFilter) -> QuerySet[Contact]:
+def contact_list(user: Viewer, filters: ContactFilter) -> QuerySet[Contact]:
     """Contacts the user may see, filtered, newest first, with company and owner joined."""
     query = visible_contacts(user).select_related("company", "owner")
     return _filter_contacts(query, filters).order_by("-id")
 
 
 def contact_rows(
-    user: Any, filters: ContactFilter, *, before: int | None = None, offset: int = 0, limit: int
+    user: Viewer, filters: ContactFilter, *, before: int | None = None, offset: int = 0, limit: int
 ) -> list[Contact]:
     """Rows ``offset`` to ``offset + limit`` of ``contact_list(user, filters)``, only those with
     an id below ``before`` when given -- read without sorting every visible contact.
@@ -166,7 +166,7 @@ class ContactPage:
 
 
 def contact_page(
-    user: Any,
+    user: Viewer,
     filters: ContactFilter,
     *,
     after: int | None = None,
@@ -234,7 +234,7 @@ def property_definitions(object_type: str) -> QuerySet[PropertyDefinition]:
     return PropertyDefinition.objects.filter(object_type=object_type).order_by("label", "name")
 
 
-def visible_contact_counts(user: Any, company_ids: list[int]) -> dict[int, int]:
+def visible_contact_counts(user: Viewer, company_ids: list[int]) -> dict[int, int]:
     """For each of these companies, how many of its contacts this user may see (one query)."""
     rows = (
         visible_contacts(user)
@@ -263,14 +263,14 @@ class ActivityFilter:
     due_before: dt.datetime | None = None
 
 
-def visible_activities(user: Any) -> QuerySet[Activity]:
+def visible_activities(user: Viewer) -> QuerySet[Activity]:
     """Activities on contacts the user may see (``SYSTEM`` sees all)."""
     if user is SYSTEM or sees_all_contacts(user):
         return Activity.objects.all()
     return Activity.objects.filter(contact__in=visible_contacts(user))
 
 
-def activity_list(user: Any, filters: ActivityFilter) -> QuerySet[Activity]:
+def activity_list(user: Viewer, filters: ActivityFilter) -> QuerySet[Activity]:
     """Visible activities, filtered, most recent first, with their actor joined."""
     query = visible_activities(user).select_related("actor")
     if filters.contact_id is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import AfterValidator, ConfigDict
@@ -282,7 +283,7 @@ class Error(Schema):
 # Plain dicts rather than attribute access through the schemas: a 500-item page stays cheap.
 
 
-def user_ref(user: Any) -> dict[str, Any] | None:
+def user_ref(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
     name = f"{user.first_name} {user.last_name}".strip()

@@ -20,13 +20,14 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from embudo.accounts.actors import RequestUser
 from embudo.accounts.roles import SALES, role_of
 from embudo.crm import actions, queries
 from embudo.crm.forms import ActivityForm, ContactFilterForm, StageForm
 from embudo.crm.models import Company, Contact, LifecycleStage, ObjectType, PropertyType
 from embudo.crm.properties import PropertyValueError, parse_date
 from embudo.errors import ValidationFailed
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 PAGE_SIZE = 25
 # Past this many matches the list says "more than 10,000" instead of counting every row.
@@ -92,7 +93,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _owner_filter(user: Any, owner: str) -> dict[str, Any]:
+def _owner_filter(user: RequestUser, owner: str) -> dict[str, Any]:
     if owner == "me":
         return {"owner_id": user.pk}
     if owner == "none":
@@ -191,7 +192,7 @@ def contact_change_stage(request: HttpRequest, contact_id: int) -> HttpResponse:
                 contact,
                 form.cleaned_data["lifecycle_stage"],
                 cause="manual",
-                actor=request.user,
+                actor=acting_user(request),
                 note=form.cleaned_data["note"],
             )
         except ValidationFailed as failed:
@@ -216,7 +217,7 @@ def contact_log_activity(request: HttpRequest, contact_id: int) -> HttpResponse:
     form = ActivityForm(request.POST)
     if form.is_valid():
         try:
-            activity = actions.log_activity(contact, form.action_data(), actor=request.user)
+            activity = actions.log_activity(contact, form.action_data(), actor=acting_user(request))
         except ValidationFailed as failed:
             _copy_errors(form, failed, {"kind": "kind", "due_at": "due_date"})
         else:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from django.utils.translation import gettext as _
 
+from embudo.accounts.actors import Actor
 from embudo.csvimport.report import ImportFileError
 from embudo.csvimport.run import ImportOptions
 
@@ -82,7 +83,7 @@ class CustomProperties(Protocol):
         """The stored value of ``raw`` for a property of ``type_``; a ValueError says why not."""
         ...
 
-    def define(self, name: str, type_: str, *, label: str, actor: Any) -> None:
+    def define(self, name: str, type_: str, *, label: str, actor: Actor) -> None:
         """Create the property; ValidationFailed says why not."""
         ...
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.csvimport.report import ErrorReport, ImportFileError, RowError
 from embudo.csvimport.source import CsvSource
 
@@ -32,7 +33,7 @@ class ImportOptions:
     delimiter: str | None = None
     encoding: str | None = None
     progress: bool = False
-    actor: Any = None
+    actor: Actor = None
 
 
 @dataclass

@@ -15,12 +15,14 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Round
 from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm import actions as crm
 from embudo.crm.models import Company, Contact, LifecycleStage, TransitionCause
 from embudo.deals.models import (
@@ -139,7 +141,7 @@ def to_reporting(amount: Decimal, rate: Decimal) -> Decimal:
 
 
 @transaction.atomic
-def set_exchange_rate(currency: str, rate: Any, *, actor: Any = None) -> ExchangeRate:
+def set_exchange_rate(currency: str, rate: Any, *, actor: Actor = None) -> ExchangeRate:
     """Set a rate and re-express the open deals in that currency (closed ones keep theirs)."""
     code = clean_currency(currency)
     if code == reporting_currency():
@@ -165,7 +167,7 @@ def set_exchange_rate(currency: str, rate: Any, *, actor: Any = None) -> Exchang
 
 
 @transaction.atomic
-def set_reporting_currency(currency: str, *, actor: Any = None) -> DealSettings:
+def set_reporting_currency(currency: str, *, actor: Actor = None) -> DealSettings:
     """Choose the reporting currency; only before the first deal, since every stored amount and
     exchange rate is expressed in it."""
     code = clean_currency(currency)
@@ -266,7 +268,7 @@ def create_pipeline(
     stages: Sequence[Mapping[str, Any]],
     *,
     is_default: bool = False,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> Pipeline:
     """A pipeline with its stages in the given order; it needs a won and a lost stage."""
     errors: dict[str, list[str]] = {}
@@ -307,7 +309,7 @@ def create_pipeline(
 
 
 @transaction.atomic
-def update_stage(stage: Stage, data: Mapping[str, Any], *, actor: Any = None) -> Stage:
+def update_stage(stage: Stage, data: Mapping[str, Any], *, actor: Actor = None) -> Stage:
     """Rename a stage or change its probability or forecast category (not its kind)."""
     unknown = set(data) - {"name", "probability", "forecast_category"}
     if unknown:
@@ -351,7 +353,7 @@ def update_stage(stage: Stage, data: Mapping[str, Any], *, actor: Any = None) ->
     return stage
 
 
-def _named(model: Any, name: str, label: str, actor: Any, **extra: Any) -> Any:
+def _named(model: Any, name: str, label: str, actor: Actor, **extra: Any) -> Any:
     clean = str(name or "").strip()
     if not clean:
         raise ValidationFailed.one("name", f"a {label} needs a name")
@@ -366,13 +368,13 @@ def _named(model: Any, name: str, label: str, actor: Any, **extra: Any) -> Any:
 
 
 @transaction.atomic
-def create_lost_reason(name: str, *, actor: Any = None) -> LostReason:
+def create_lost_reason(name: str, *, actor: Actor = None) -> LostReason:
     position = LostReason.objects.count()
     return _named(LostReason, name, "lost reason", actor, position=position)
 
 
 @transaction.atomic
-def set_lost_reason_active(reason: LostReason, active: bool, *, actor: Any = None) -> LostReason:
+def set_lost_reason_active(reason: LostReason, active: bool, *, actor: Actor = None) -> LostReason:
     reason.active = active
     reason.save(update_fields=["active"])
     record_audit(
@@ -382,17 +384,17 @@ def set_lost_reason_active(reason: LostReason, active: bool, *, actor: Any = Non
 
 
 @transaction.atomic
-def create_product_line(name: str, *, actor: Any = None) -> ProductLine:
+def create_product_line(name: str, *, actor: Actor = None) -> ProductLine:
     return _named(ProductLine, name, "product line", actor)
 
 
 @transaction.atomic
-def create_team(name: str, *, actor: Any = None) -> SalesTeam:
+def create_team(name: str, *, actor: Actor = None) -> SalesTeam:
     return _named(SalesTeam, name, "team", actor)
 
 
 @transaction.atomic
-def set_team(user: Any, team: SalesTeam | None, *, actor: Any = None) -> None:
+def set_team(user: User, team: SalesTeam | None, *, actor: Actor = None) -> None:
     """Put a rep in a team (replacing their previous one), or take them out with ``None``."""
     TeamMembership.objects.filter(user=user).delete()
     if team is not None:
@@ -587,7 +589,7 @@ def _resolve_stage(data: Mapping[str, Any]) -> tuple[Pipeline, Stage]:
 def create_deal(
     data: Mapping[str, Any],
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
     at: dt.datetime | None = None,
 ) -> Deal:
@@ -698,7 +700,7 @@ def _contacts_to(
     stage: str,
     when: dt.datetime,
     cause: str,
-    actor: Any,
+    actor: Actor,
     deal: Deal,
 ) -> None:
     movable = _BEFORE_OPPORTUNITY if stage == LifecycleStage.OPPORTUNITY else _BEFORE_CUSTOMER
@@ -717,7 +719,7 @@ def update_deal(
     deal: Deal,
     data: Mapping[str, Any],
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
 ) -> Deal:
     """Change a deal's details; contacts added to an open deal become opportunities."""
@@ -761,7 +763,7 @@ def move_deal_stage(
     deal: Deal,
     stage: Stage,
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
     at: dt.datetime | None = None,
     lost_reason: LostReason | None = None,
@@ -853,7 +855,7 @@ def _closing_stage(deal: Deal, kind: str) -> Stage:
 def win_deal(
     deal: Deal,
     *,
-    actor: Any = None,
+    actor: Actor = None,
     cause: str = TransitionCause.MANUAL,
     at: dt.datetime | None = None,
 ) -> Deal:
@@ -869,7 +871,7 @@ def lose_deal(
     reason: LostReason | None,
     *,
     note: str = "",
-    actor: Any = None,
+    actor: Actor = None,
     at: dt.datetime | None = None,
 ) -> Deal:
     """Mark a deal lost with a reason from the editable list."""
@@ -886,7 +888,7 @@ def lose_deal(
     return deal
 
 
-def delete_deal(deal: Deal, *, actor: Any = None) -> None:
+def delete_deal(deal: Deal, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk = deal.pk
         deal.delete()
@@ -902,7 +904,7 @@ def set_goal(
     *,
     team: SalesTeam | None = None,
     owner: Any = None,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> Goal:
     """Set (or replace) the revenue target for a period, company-wide, for a team or for a rep."""
     value = _decimal(amount, "amount")
@@ -938,7 +940,7 @@ def set_goal(
     return goal
 
 
-def delete_goal(goal: Goal, *, actor: Any = None) -> None:
+def delete_goal(goal: Goal, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk = goal.pk
         goal.delete()

@@ -27,6 +27,7 @@ from embudo.deals.models import (
 )
 from embudo.deals.periods import period_of
 from embudo.errors import ValidationFailed
+from embudo.web.access import acting_user
 
 
 def _refused(admin_: admin.ModelAdmin[Any], request: HttpRequest, failed: ValidationFailed) -> None:
@@ -40,7 +41,7 @@ class ExchangeRateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         try:
-            actions.set_exchange_rate(obj.currency, obj.rate, actor=request.user)
+            actions.set_exchange_rate(obj.currency, obj.rate, actor=acting_user(request))
         except ValidationFailed as failed:
             _refused(self, request, failed)
 
@@ -58,7 +59,7 @@ class GoalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 obj.amount,
                 team=obj.team,
                 owner=obj.owner,
-                actor=request.user,
+                actor=acting_user(request),
             )
         except ValidationFailed as failed:
             _refused(self, request, failed)

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
+from embudo.accounts.actors import Viewer
 from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
 from embudo.deals.models import (
     Deal,
@@ -25,7 +26,7 @@ from embudo.deals.models import (
 DEAL_PERMISSION = "deals.view_deal"
 
 
-def deal_visibility(user: Any) -> Q:
+def deal_visibility(user: Viewer) -> Q:
     """The deals a user may see: a sales rep their own and unassigned ones, managers and admins
     all, and every other role (marketing) none."""
     role = role_of(user)
@@ -36,7 +37,7 @@ def deal_visibility(user: Any) -> Q:
     return Q(pk__in=[])
 
 
-def visible_deals(user: Any | None) -> QuerySet[Deal]:
+def visible_deals(user: Viewer | None) -> QuerySet[Deal]:
     """``user=None`` stands for an API key, which sees every deal within its scopes."""
     query = Deal.objects.all()
     if user is not None:
@@ -59,7 +60,7 @@ class DealFilter:
     closing_to: dt.date | None = None
 
 
-def deal_list(user: Any | None, filters: DealFilter) -> QuerySet[Deal]:
+def deal_list(user: Viewer | None, filters: DealFilter) -> QuerySet[Deal]:
     """Deals the caller may see, filtered, newest first, with what a list shows joined in."""
     query = visible_deals(user).select_related(
         "stage", "pipeline", "owner", "company", "product_line", "lost_reason"
@@ -91,7 +92,7 @@ def deal_list(user: Any | None, filters: DealFilter) -> QuerySet[Deal]:
     return query.order_by("-id")
 
 
-def deal_detail(user: Any | None, deal_id: int) -> Deal | None:
+def deal_detail(user: Viewer | None, deal_id: int) -> Deal | None:
     return (
         visible_deals(user)
         .select_related("stage", "pipeline", "owner", "company", "product_line", "lost_reason")
@@ -131,7 +132,7 @@ class BoardColumn:
 
 
 def board(
-    user: Any | None, pipeline: Pipeline, *, per_stage: int = 50, owner_id: int | None = None
+    user: Viewer | None, pipeline: Pipeline, *, per_stage: int = 50, owner_id: int | None = None
 ) -> list[BoardColumn]:
     """Each stage of a pipeline with its deal count, total and its most recently moved deals."""
     base = visible_deals(user).filter(pipeline=pipeline)

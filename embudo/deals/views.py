@@ -38,7 +38,7 @@ from embudo.deals.reports import (
 )
 from embudo.errors import ValidationFailed
 from embudo.reports.render import as_csv, as_json
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 # The plan's words for stages and pace, as the page shows them.
 STAGE_LABELS = {
@@ -180,7 +180,7 @@ def deal_move(request: HttpRequest, deal_id: int) -> HttpResponse:
                 change = actions.move_deal_stage(
                     deal,
                     stage,
-                    actor=request.user,
+                    actor=acting_user(request),
                     lost_reason=reason,
                     lost_note=form.cleaned_data.get("note") or "",
                 )
@@ -210,7 +210,7 @@ def deal_new(request: HttpRequest) -> HttpResponse:
             if role_of(request.user) == SALES and not data.get("owner_id"):
                 data["owner_id"] = request.user.pk
             try:
-                deal = actions.create_deal(data, actor=request.user)
+                deal = actions.create_deal(data, actor=acting_user(request))
             except ValidationFailed as failed:
                 for name, problems in failed.errors.items():
                     field = name.removesuffix("_id").removesuffix("_ids")
@@ -396,7 +396,7 @@ def goal_set(request: HttpRequest) -> HttpResponse:
         return redirect("deals:plan")
     try:
         period = parse_period(form.cleaned_data["period"])
-        actions.set_goal(period, form.cleaned_data["amount"], actor=request.user)
+        actions.set_goal(period, form.cleaned_data["amount"], actor=acting_user(request))
     except PeriodError as error:
         messages.error(request, str(error))
         return redirect("deals:plan")

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import F, Min, QuerySet
 
+from embudo.accounts.actors import RequestUser
 from embudo.accounts.roles import ADMIN, MARKETING, SALES_MANAGER, role_of
 from embudo.handoff.models import (
     Feedback,
@@ -19,16 +21,18 @@ from embudo.handoff.models import (
 )
 
 
-def sees_team(user: Any) -> bool:
+def sees_team(user: RequestUser) -> bool:
     """Managers and admins see every rep's leads and the fallback queue."""
     return role_of(user) in {ADMIN, SALES_MANAGER}
 
 
-def visible_handoffs(user: Any | None) -> QuerySet[Handoff]:
+def visible_handoffs(user: RequestUser | None) -> QuerySet[Handoff]:
     """``user=None`` is an API key: every handoff. A rep sees their own and the queue's."""
     query = Handoff.objects.all()
     if user is None or role_of(user) in {ADMIN, SALES_MANAGER, MARKETING}:
         return query
+    if not isinstance(user, User):
+        return query.none()
     return query.filter(owner=user) | query.filter(owner__isnull=True, open=True)
 
 
@@ -40,7 +44,7 @@ class InboxFilter:
     state: str = ""
 
 
-def inbox(user: Any, filters: InboxFilter) -> QuerySet[Handoff]:
+def inbox(user: User, filters: InboxFilter) -> QuerySet[Handoff]:
     """Open handoffs by first-touch due time (earliest first, none last), then by score."""
     query = visible_handoffs(user).filter(open=True)
     if filters.queue:
@@ -63,7 +67,7 @@ def inbox(user: Any, filters: InboxFilter) -> QuerySet[Handoff]:
     )
 
 
-def handoff_detail(user: Any | None, handoff_id: int) -> Handoff | None:
+def handoff_detail(user: RequestUser | None, handoff_id: int) -> Handoff | None:
     return (
         visible_handoffs(user)
         .select_related("contact", "owner", "team", "policy", "rule", "reason")
@@ -87,7 +91,7 @@ def reasons(verdict: str | None = None, *, active_only: bool = True) -> QuerySet
     return query.filter(active=True) if active_only else query
 
 
-def notifications(user: Any, *, unread_only: bool = False) -> QuerySet[Notification]:
+def notifications(user: User, *, unread_only: bool = False) -> QuerySet[Notification]:
     query = Notification.objects.filter(user=user)
     if unread_only:
         query = query.filter(read_at__isnull=True)

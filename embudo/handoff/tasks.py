@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -64,7 +65,7 @@ def mail_notifications(notification_ids: list[int]) -> dict[str, Any]:
     return {"sent": sent}
 
 
-def _message(user: Any, notices: list[str]) -> EmailMessage:
+def _message(user: User, notices: list[str]) -> EmailMessage:
     with translation.override(settings.LANGUAGE_CODE):
         subject = (
             notices[0]

@@ -29,7 +29,7 @@ from embudo.handoff.models import SlaState, Verdict
 from embudo.handoff.setup import KINDS, SettingKind
 from embudo.reports import ReportError, parse_date
 from embudo.scoring import queries as scoring_queries
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 INBOX_PAGE = 50
 # The commitments' pace words, as the SLA page shows them.
@@ -65,7 +65,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         team_id=int(team) if team.isdigit() else None,
         state=request.GET.get("state", ""),
     )
-    page = Paginator(queries.inbox(request.user, filters), INBOX_PAGE).get_page(
+    page = Paginator(queries.inbox(acting_user(request), filters), INBOX_PAGE).get_page(
         request.GET.get("page")
     )
     rows = list(page)
@@ -119,7 +119,7 @@ def feedback(request: HttpRequest, handoff_id: int) -> HttpResponse:
             verdict,
             reason=request.POST.get("reason") or None,
             note=request.POST.get("note", ""),
-            actor=request.user,
+            actor=acting_user(request),
         )
     except ValidationFailed as failed:
         for field, problems in failed.errors.items():
@@ -141,7 +141,7 @@ def reassign(request: HttpRequest, handoff_id: int) -> HttpResponse:
     if handoff is None:
         raise Http404(_("No such lead."))
     try:
-        actions.reassign(handoff, request.POST.get("owner_id"), actor=request.user)
+        actions.reassign(handoff, request.POST.get("owner_id"), actor=acting_user(request))
     except ValidationFailed as failed:
         for problems in failed.errors.values():
             messages.error(request, " ".join(problems))
@@ -195,7 +195,7 @@ def sla_page(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @role_required("handoff.view_notification")
 def notifications(request: HttpRequest) -> HttpResponse:
-    items = queries.notifications(request.user)
+    items = queries.notifications(acting_user(request))
     if request.method == "POST":
         items.filter(read_at__isnull=True).update(read_at=timezone.now())
         return redirect("handoff:notifications")
@@ -254,7 +254,7 @@ def settings_edit(request: HttpRequest, kind: str, pk: int | None = None) -> Htt
     form = form_class(request.POST or None, instance=record)
     if request.method == "POST" and form.is_valid():
         try:
-            actions.save_setting(form.save(commit=False), actor=request.user)
+            actions.save_setting(form.save(commit=False), actor=acting_user(request))
         except ValidationFailed as failed:
             for field, problems in failed.errors.items():
                 form.add_error(field if field in form.fields else None, " ".join(problems))
@@ -281,7 +281,7 @@ def settings_delete(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     if record is None:
         raise Http404(_("No such setting."))
     try:
-        actions.delete_setting(record, actor=request.user)
+        actions.delete_setting(record, actor=acting_user(request))
     except ValidationFailed as failed:
         for problems in failed.errors.values():
             messages.error(request, " ".join(problems))

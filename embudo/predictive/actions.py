@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from threadpoolctl import threadpool_limits
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import LifecycleStage, LifecycleTransition
 from embudo.errors import EmbudoError
@@ -104,7 +105,7 @@ def train_model(
     exclude: Sequence[str] = (),
     holdout: float = DEFAULT_HOLDOUT,
     seed: int = 0,
-    actor: Any = None,
+    actor: Actor = None,
 ) -> TrainingResult:
     """Learn a new version from every contact with a known outcome, make it the active one and
     score the open contacts with it. Too few outcomes, one class only, or nothing to learn from:
@@ -135,7 +136,7 @@ def train_model(
 
 
 def _train(
-    excluded: list[str], holdout: float, seed: int, actor: Any, timer: learning.Timer
+    excluded: list[str], holdout: float, seed: int, actor: Actor, timer: learning.Timer
 ) -> TrainingResult:
     data = features.outcomes()
     positives = data.positives
@@ -368,7 +369,7 @@ def _score_chunks(
 # -- settings -----------------------------------------------------------------------------------
 
 
-def set_excluded_fields(fields: Sequence[str], *, actor: Any = None) -> list[str]:
+def set_excluded_fields(fields: Sequence[str], *, actor: Actor = None) -> list[str]:
     """Keep these fields out of every future training run (the active model is unchanged until
     the next run)."""
     cleaned = sorted({f.strip() for f in fields if f and f.strip()})
@@ -388,7 +389,7 @@ def set_excluded_fields(fields: Sequence[str], *, actor: Any = None) -> list[str
     return cleaned
 
 
-def activate_version(model: PredictiveModel, *, actor: Any = None) -> PredictiveModel:
+def activate_version(model: PredictiveModel, *, actor: Actor = None) -> PredictiveModel:
     """Make an earlier (or later) version the active one again and rescore with it."""
     with transaction.atomic():
         PredictiveModel.objects.filter(is_active=True).exclude(pk=model.pk).update(is_active=False)

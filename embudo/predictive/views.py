@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from embudo.accounts.roles import ADMIN, role_of
 from embudo.predictive import actions, features, queries
 from embudo.predictive.models import PredictiveModel
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 VIEW = "predictive.view_predictivemodel"
 CHANGE = "predictive.change_predictivesettings"
@@ -51,7 +51,7 @@ def report_page(request: HttpRequest) -> HttpResponse:
 def exclusions(request: HttpRequest) -> HttpResponse:
     chosen = request.POST.getlist("exclude")
     extra = [f.strip() for f in request.POST.get("extra", "").split(",") if f.strip()]
-    saved = actions.set_excluded_fields([*chosen, *extra], actor=request.user)
+    saved = actions.set_excluded_fields([*chosen, *extra], actor=acting_user(request))
     messages.success(
         request,
         _("Excluded fields saved: %(fields)s. They take effect at the next training run.")
@@ -79,6 +79,6 @@ def train(request: HttpRequest) -> HttpResponse:
 @role_required(CHANGE)
 def activate(request: HttpRequest, version: int) -> HttpResponse:
     model = get_object_or_404(PredictiveModel.objects.defer("estimator"), pk=version)
-    actions.activate_version(model, actor=request.user)
+    actions.activate_version(model, actor=acting_user(request))
     messages.success(request, _("Version %(version)s is active again.") % {"version": version})
     return redirect("predictive:report")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
 from embudo.scoring import engine, queries
@@ -129,7 +130,7 @@ def _number(raw: Any, name: str, errors: dict[str, list[str]], *, required: bool
     return value
 
 
-def create_model(data: Mapping[str, Any], *, actor: Any = None) -> ScoringModel:
+def create_model(data: Mapping[str, Any], *, actor: Actor = None) -> ScoringModel:
     values = _clean_model(data, None)
     with transaction.atomic():
         model = ScoringModel.objects.create(**values)
@@ -139,7 +140,7 @@ def create_model(data: Mapping[str, Any], *, actor: Any = None) -> ScoringModel:
 
 
 def update_model(
-    model: ScoringModel, data: Mapping[str, Any], *, actor: Any = None
+    model: ScoringModel, data: Mapping[str, Any], *, actor: Actor = None
 ) -> ScoringModel:
     values = _clean_model(data, model)
     with transaction.atomic():
@@ -156,7 +157,7 @@ def update_model(
     return model
 
 
-def delete_model(model: ScoringModel, *, actor: Any = None) -> None:
+def delete_model(model: ScoringModel, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk, key = model.pk, model.key
         model.delete()
@@ -227,7 +228,7 @@ def condition_problem(kind: str, condition: Any) -> str | None:
     return None
 
 
-def add_rule(model: ScoringModel, data: Mapping[str, Any], *, actor: Any = None) -> ScoreRule:
+def add_rule(model: ScoringModel, data: Mapping[str, Any], *, actor: Actor = None) -> ScoreRule:
     values = _clean_rule(data, model, None)
     if "position" not in values:
         values["position"] = ScoreRule.objects.filter(model=model).count()
@@ -238,7 +239,7 @@ def add_rule(model: ScoringModel, data: Mapping[str, Any], *, actor: Any = None)
     return rule
 
 
-def update_rule(rule: ScoreRule, data: Mapping[str, Any], *, actor: Any = None) -> ScoreRule:
+def update_rule(rule: ScoreRule, data: Mapping[str, Any], *, actor: Actor = None) -> ScoreRule:
     values = _clean_rule(data, rule.model, rule)
     with transaction.atomic():
         changes = {k: v for k, v in values.items() if getattr(rule, k) != v}
@@ -255,7 +256,7 @@ def update_rule(rule: ScoreRule, data: Mapping[str, Any], *, actor: Any = None) 
     return rule
 
 
-def delete_rule(rule: ScoreRule, *, actor: Any = None) -> None:
+def delete_rule(rule: ScoreRule, *, actor: Actor = None) -> None:
     with transaction.atomic():
         pk, model = rule.pk, rule.model
         rule.delete()
@@ -266,7 +267,7 @@ def delete_rule(rule: ScoreRule, *, actor: Any = None) -> None:
 
 
 def replace_rules(
-    model: ScoringModel, rules: list[Mapping[str, Any]], *, actor: Any = None
+    model: ScoringModel, rules: list[Mapping[str, Any]], *, actor: Actor = None
 ) -> list[ScoreRule]:
     """Swap a model's whole rule set at once (all valid, or nothing changes)."""
     cleaned: list[dict[str, Any]] = []
@@ -311,7 +312,7 @@ def _schedule_rescore(model: ScoringModel) -> None:
     transaction.on_commit(enqueue, robust=True)
 
 
-def request_rescore(model: ScoringModel, *, actor: Any = None) -> None:
+def request_rescore(model: ScoringModel, *, actor: Actor = None) -> None:
     """Rescore everyone under ``model`` in the background (after the caller's commit)."""
     with transaction.atomic():
         record_audit("scoring.model.rescore", "scoringmodel", model.pk, actor=actor)

@@ -20,7 +20,7 @@ from embudo.errors import ValidationFailed
 from embudo.scoring import actions, queries
 from embudo.scoring.api import rule_data
 from embudo.scoring.models import ScoreRule, ScoringModel
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 NUMBER_FIELDS = (
     "half_life_days",
@@ -126,7 +126,7 @@ def model_create(request: HttpRequest) -> HttpResponse:
     data = {"key": request.POST.get("key", ""), **_model_data(request.POST)}
     data["enabled"] = True
     try:
-        model = actions.create_model(data, actor=request.user)
+        model = actions.create_model(data, actor=acting_user(request))
     except ValidationFailed as failed:
         return _render(
             request, None, errors=failed.errors, posted=request.POST, form="new", status=422
@@ -140,7 +140,7 @@ def model_create(request: HttpRequest) -> HttpResponse:
 def model_update(request: HttpRequest, key: str) -> HttpResponse:
     model = _model(key)
     try:
-        actions.update_model(model, _model_data(request.POST), actor=request.user)
+        actions.update_model(model, _model_data(request.POST), actor=acting_user(request))
     except ValidationFailed as failed:
         return _render(
             request, model, errors=failed.errors, posted=request.POST, form="model", status=422
@@ -152,7 +152,7 @@ def model_update(request: HttpRequest, key: str) -> HttpResponse:
 @require_POST
 @role_required("scoring.change_scoringmodel")
 def model_rescore(request: HttpRequest, key: str) -> HttpResponse:
-    actions.request_rescore(_model(key), actor=request.user)
+    actions.request_rescore(_model(key), actor=acting_user(request))
     messages.success(request, _("Every contact is being rescored in the background."))
     return redirect("scoring:model", key=key)
 
@@ -165,7 +165,7 @@ def rule_create(request: HttpRequest, key: str) -> HttpResponse:
     try:
         if errors:
             raise ValidationFailed(errors)
-        actions.add_rule(model, data, actor=request.user)
+        actions.add_rule(model, data, actor=acting_user(request))
     except ValidationFailed as failed:
         return _render(
             request, model, errors=failed.errors, posted=request.POST, form="rule", status=422
@@ -181,6 +181,6 @@ def rule_delete(request: HttpRequest, key: str, rule_id: int) -> HttpResponse:
     rule = ScoreRule.objects.filter(model=model, pk=rule_id).first()
     if rule is None:
         raise Http404(_("No such rule."))
-    actions.delete_rule(rule, actor=request.user)
+    actions.delete_rule(rule, actor=acting_user(request))
     messages.success(request, _("Rule deleted; every contact is being rescored."))
     return redirect("scoring:model", key=model.key)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm.models import Contact
 from embudo.db.bulk import insert_select
 from embudo.errors import ValidationFailed
@@ -97,7 +98,7 @@ def _clean_segment(data: Mapping[str, Any], segment: Segment | None) -> dict[str
 
 
 @transaction.atomic
-def create_segment(data: Mapping[str, Any], *, actor: Any = None) -> Segment:
+def create_segment(data: Mapping[str, Any], *, actor: Actor = None) -> Segment:
     values = _clean_segment(data, None)
     segment = Segment.objects.create(**values, created_by=_user(actor))
     record_audit("segment.create", "segment", segment.pk, actor=actor, changes=values)
@@ -105,7 +106,7 @@ def create_segment(data: Mapping[str, Any], *, actor: Any = None) -> Segment:
 
 
 @transaction.atomic
-def update_segment(segment: Segment, data: Mapping[str, Any], *, actor: Any = None) -> Segment:
+def update_segment(segment: Segment, data: Mapping[str, Any], *, actor: Actor = None) -> Segment:
     values = _clean_segment(data, segment)
     changes = {k: v for k, v in values.items() if getattr(segment, k) != v}
     for name, value in values.items():
@@ -118,7 +119,7 @@ def update_segment(segment: Segment, data: Mapping[str, Any], *, actor: Any = No
 
 
 @transaction.atomic
-def delete_segment(segment: Segment, *, actor: Any = None) -> None:
+def delete_segment(segment: Segment, *, actor: Actor = None) -> None:
     pk, name = segment.pk, segment.name
     segment.delete()
     record_audit("segment.delete", "segment", pk, actor=actor, changes={"name": name})
@@ -134,7 +135,7 @@ def _static(segment: Segment) -> None:
 
 @transaction.atomic
 def add_members(
-    segment: Segment, contact_ids: Iterable[int], *, actor: Any = None, visible: Q | None = None
+    segment: Segment, contact_ids: Iterable[int], *, actor: Actor = None, visible: Q | None = None
 ) -> int:
     """Add contacts to a static list (those already in it stay once); returns how many were new.
     ``visible`` narrows which contacts the actor may add; an id outside it is an error."""
@@ -180,7 +181,7 @@ def add_members(
 
 
 @transaction.atomic
-def remove_members(segment: Segment, contact_ids: Iterable[int], *, actor: Any = None) -> int:
+def remove_members(segment: Segment, contact_ids: Iterable[int], *, actor: Actor = None) -> int:
     """Take contacts out of a static list; returns how many were in it."""
     _static(segment)
     wanted = sorted(set(contact_ids))
@@ -231,7 +232,7 @@ def _clean_persona(data: Mapping[str, Any], persona: Persona | None) -> dict[str
 
 
 @transaction.atomic
-def create_persona(data: Mapping[str, Any], *, actor: Any = None) -> Persona:
+def create_persona(data: Mapping[str, Any], *, actor: Actor = None) -> Persona:
     values = _clean_persona(data, None)
     persona = Persona.objects.create(**values)
     record_audit("persona.create", "persona", persona.pk, actor=actor, changes=values)
@@ -240,7 +241,7 @@ def create_persona(data: Mapping[str, Any], *, actor: Any = None) -> Persona:
 
 
 @transaction.atomic
-def update_persona(persona: Persona, data: Mapping[str, Any], *, actor: Any = None) -> Persona:
+def update_persona(persona: Persona, data: Mapping[str, Any], *, actor: Actor = None) -> Persona:
     values = _clean_persona(data, persona)
     changes = {k: v for k, v in values.items() if getattr(persona, k) != v}
     for name, value in values.items():
@@ -255,7 +256,7 @@ def update_persona(persona: Persona, data: Mapping[str, Any], *, actor: Any = No
 
 
 @transaction.atomic
-def delete_persona(persona: Persona, *, actor: Any = None) -> None:
+def delete_persona(persona: Persona, *, actor: Actor = None) -> None:
     pk, name = persona.pk, persona.name
     persona.delete()
     record_audit("persona.delete", "persona", pk, actor=actor, changes={"name": name})
@@ -355,5 +356,5 @@ def before_merge(primary: Contact, duplicate: Contact) -> None:
     SegmentMember.objects.filter(contact=duplicate, segment_id__in=both).delete()
 
 
-def _user(actor: Any) -> Any:
+def _user(actor: Actor) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None

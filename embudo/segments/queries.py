@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from embudo.accounts.actors import Viewer
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import Contact
 from embudo.segments.conditions import compile_condition
@@ -22,16 +23,16 @@ def segment_q(segment: Segment, now: dt.datetime | None = None) -> Q:
     return compile_condition(segment.conditions, now=now)
 
 
-def segment_contacts(segment: Segment, user: Any = crm_queries.SYSTEM) -> QuerySet[Contact]:
+def segment_contacts(segment: Segment, user: Viewer = crm_queries.SYSTEM) -> QuerySet[Contact]:
     """The segment's contacts that ``user`` may see (everyone for the system), newest first."""
     return crm_queries.visible_contacts(user).filter(segment_q(segment)).order_by("-id")
 
 
-def segment_count(segment: Segment, user: Any = crm_queries.SYSTEM) -> int:
+def segment_count(segment: Segment, user: Viewer = crm_queries.SYSTEM) -> int:
     return crm_queries.visible_contacts(user).filter(segment_q(segment)).count()
 
 
-def condition_count(condition: Any, user: Any = crm_queries.SYSTEM) -> int:
+def condition_count(condition: Any, user: Viewer = crm_queries.SYSTEM) -> int:
     """How many contacts ``user`` may see match a condition (the editor's live count)."""
     return crm_queries.visible_contacts(user).filter(compile_condition(condition)).count()
 

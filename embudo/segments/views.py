@@ -28,7 +28,7 @@ from embudo.segments.conditions import (
 )
 from embudo.segments.models import Persona, Segment, SegmentKind
 from embudo.segments.schemas import readable
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 EXAMPLE = {
     "all": [
@@ -171,10 +171,10 @@ def _segment_form(request: HttpRequest, segment: Segment | None) -> HttpResponse
         data["conditions"] = {}
     try:
         if segment is None:
-            segment = actions.create_segment(data, actor=request.user)
+            segment = actions.create_segment(data, actor=acting_user(request))
             messages.success(request, _("Segment created."))
         else:
-            actions.update_segment(segment, data, actor=request.user)
+            actions.update_segment(segment, data, actor=acting_user(request))
             messages.success(request, _("Segment saved."))
     except ValidationFailed as failed:
         return _editor(request, "segments/segment_form.html", segment, values, failed.errors, 422)
@@ -184,7 +184,7 @@ def _segment_form(request: HttpRequest, segment: Segment | None) -> HttpResponse
 @require_POST
 @role_required("segments.delete_segment")
 def segment_delete(request: HttpRequest, segment_id: int) -> HttpResponse:
-    actions.delete_segment(get_object_or_404(Segment, pk=segment_id), actor=request.user)
+    actions.delete_segment(get_object_or_404(Segment, pk=segment_id), actor=acting_user(request))
     messages.success(request, _("Segment deleted."))
     return redirect("segments:list")
 
@@ -210,7 +210,7 @@ def members_add(request: HttpRequest, segment_id: int) -> HttpResponse:
         added = actions.add_members(
             segment,
             [*ids, *found.values()],
-            actor=request.user,
+            actor=acting_user(request),
             visible=crm_queries.contact_visibility(request.user),
         )
     except ValidationFailed as failed:
@@ -226,7 +226,7 @@ def members_remove(request: HttpRequest, segment_id: int) -> HttpResponse:
     segment = get_object_or_404(Segment, pk=segment_id)
     ids = [int(v) for v in request.POST.getlist("contact_id") if v.isdigit()]
     try:
-        removed = actions.remove_members(segment, ids, actor=request.user)
+        removed = actions.remove_members(segment, ids, actor=acting_user(request))
     except ValidationFailed as failed:
         messages.error(request, "; ".join(m for msgs in failed.errors.values() for m in msgs))
     else:
@@ -278,10 +278,10 @@ def _persona_form(request: HttpRequest, persona: Persona | None) -> HttpResponse
         )
     try:
         if persona is None:
-            persona = actions.create_persona(data, actor=request.user)
+            persona = actions.create_persona(data, actor=acting_user(request))
             messages.success(request, _("Persona created; contacts reassigned."))
         else:
-            actions.update_persona(persona, data, actor=request.user)
+            actions.update_persona(persona, data, actor=acting_user(request))
             messages.success(request, _("Persona saved; contacts reassigned."))
     except ValidationFailed as failed:
         return _editor(request, "segments/persona_form.html", persona, values, failed.errors, 422)
@@ -291,6 +291,6 @@ def _persona_form(request: HttpRequest, persona: Persona | None) -> HttpResponse
 @require_POST
 @role_required("segments.delete_persona")
 def persona_delete(request: HttpRequest, persona_id: int) -> HttpResponse:
-    actions.delete_persona(get_object_or_404(Persona, pk=persona_id), actor=request.user)
+    actions.delete_persona(get_object_or_404(Persona, pk=persona_id), actor=acting_user(request))
     messages.success(request, _("Persona deleted; contacts reassigned."))
     return redirect("segments:list")

@@ -28,6 +28,7 @@ from embudo.tracking import actions, queries
 from embudo.tracking.events import FIELDS
 from embudo.tracking.models import Channel, ChannelRule, EventSource, Form, SiteKey
 from embudo.tracking.ratelimit import allow, client_address
+from embudo.web.access import acting_user
 
 SNIPPET = (Path(__file__).parent / "static" / "tracking" / "t.js").read_bytes()
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -307,7 +308,7 @@ def site_key_create(request: HttpRequest) -> HttpResponse:
         site_key = actions.create_site_key(
             request.POST.get("name", ""),
             request.POST.get("allowed_origins", ""),
-            actor=request.user,
+            actor=acting_user(request),
         )
     except ValidationFailed as failed:
         for problems in failed.errors.values():
@@ -324,11 +325,11 @@ def site_key_update(request: HttpRequest, key_id: int) -> HttpResponse:
     site_key = get_object_or_404(SiteKey, pk=key_id)
     try:
         if request.POST.get("revoke"):
-            actions.revoke_site_key(site_key, actor=request.user)
+            actions.revoke_site_key(site_key, actor=acting_user(request))
             messages.success(request, _("Site key revoked."))
         else:
             actions.update_site_key(
-                site_key, request.POST.get("allowed_origins", ""), actor=request.user
+                site_key, request.POST.get("allowed_origins", ""), actor=acting_user(request)
             )
             messages.success(request, _("Allowed origins saved."))
     except ValidationFailed as failed:
@@ -402,9 +403,9 @@ def form_edit(request: HttpRequest, form_id: int | None = None) -> HttpResponse:
         }
         try:
             if form is None:
-                form = actions.create_form(data, actor=request.user)
+                form = actions.create_form(data, actor=acting_user(request))
             else:
-                actions.update_form(form, data, actor=request.user)
+                actions.update_form(form, data, actor=acting_user(request))
         except ValidationFailed as failed:
             errors = failed.errors
         else:
@@ -432,7 +433,7 @@ def channel_rules(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.POST.get("reset"):
-                actions.reset_channel_rules(actor=request.user)
+                actions.reset_channel_rules(actor=acting_user(request))
             else:
                 rows = [
                     {
@@ -452,7 +453,7 @@ def channel_rules(request: HttpRequest) -> HttpResponse:
                     )
                     if channel
                 ]
-                actions.save_channel_rules(rows, actor=request.user)
+                actions.save_channel_rules(rows, actor=acting_user(request))
         except ValidationFailed as failed:
             errors = failed.errors
         else:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from embudo import pipeline
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LeadStatus, LifecycleStage, TransitionCause
 from embudo.errors import ValidationFailed
@@ -44,7 +45,7 @@ def record_feedback(
     *,
     reason: Any = None,
     note: str = "",
-    actor: Any = None,
+    actor: Actor = None,
     at: dt.datetime | None = None,
 ) -> Feedback:
     """Sales' verdict on an MQL: accept (→ SQL), reject with a reason (→ disqualified, or back

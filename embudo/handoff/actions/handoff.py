@@ -12,11 +12,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.accounts.roles import ADMIN, SALES, SALES_MANAGER, role_of
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, LeadStatus, LifecycleStage
@@ -30,7 +32,7 @@ def hand_off(
     contact_ids: Iterable[int],
     *,
     at: dt.datetime | None = None,
-    actor: Any = None,
+    actor: Actor = None,
     exclude_owner: Mapping[int, int] | None = None,
 ) -> list[Handoff]:
     """Give each MQL among ``contact_ids`` without an open handoff to a rep (or the fallback
@@ -272,7 +274,7 @@ def _seller(user_id: Any, field: str = "owner_id") -> Any:
     return user
 
 
-def reassign(handoff: Handoff, owner_id: Any, *, actor: Any = None) -> Handoff:
+def reassign(handoff: Handoff, owner_id: Any, *, actor: Actor = None) -> Handoff:
     """Give an open handoff (or a queued one) to another rep; its SLA clocks keep running."""
     if not handoff.open:
         raise ValidationFailed.one("handoff", "this handoff is closed; only an open one moves")
@@ -287,7 +289,7 @@ def reassign(handoff: Handoff, owner_id: Any, *, actor: Any = None) -> Handoff:
         )
         handoff.owner_id = owner.pk
         handoff.team_id = team_id or handoff.team_id
-        who = actor.get_username() if getattr(actor, "is_authenticated", False) else "the system"
+        who = actor.get_username() if actor is not None else "the system"
         handoff.routing_note = f"reassigned by {who}"
         handoff.save(update_fields=["owner", "team", "routing_note"])
         crm.update_contact(handoff.contact, {"owner_id": owner.pk}, actor=actor)
@@ -308,7 +310,7 @@ def reassign(handoff: Handoff, owner_id: Any, *, actor: Any = None) -> Handoff:
     return handoff
 
 
-def release_leads(user: Any, *, actor: Any = None) -> int:
+def release_leads(user: User, *, actor: Actor = None) -> int:
     """Route a departing rep's open leads again (to colleagues or the queue). Returns how many."""
     with transaction.atomic():
         handoffs = list(Handoff.objects.select_for_update().filter(open=True, owner=user))

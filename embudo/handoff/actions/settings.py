@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.errors import ValidationFailed
 from embudo.handoff import assignment
 from embudo.handoff.business_time import BusinessTimeError, WorkingWeek
@@ -85,7 +87,7 @@ def _check(record: models.Model) -> None:
         raise ValidationFailed(errors)
 
 
-def save_setting(record: models.Model, *, actor: Any = None) -> models.Model:
+def save_setting(record: models.Model, *, actor: Actor = None) -> models.Model:
     """Create or update one settings record (rule, policy, hours, holiday, reason,
     commitment, availability), checked first; audited."""
     if not isinstance(record, SETTINGS_MODELS):
@@ -111,7 +113,7 @@ def save_setting(record: models.Model, *, actor: Any = None) -> models.Model:
     return record
 
 
-def delete_setting(record: models.Model, *, actor: Any = None) -> None:
+def delete_setting(record: models.Model, *, actor: Actor = None) -> None:
     """Delete a settings record; one still in use (hours under a policy, a reason on feedback)
     is refused with a field error, and a reason can be deactivated instead."""
     if not isinstance(record, SETTINGS_MODELS):
@@ -132,7 +134,9 @@ def delete_setting(record: models.Model, *, actor: Any = None) -> None:
         ) from None
 
 
-def set_availability(user: Any, data: Mapping[str, Any], *, actor: Any = None) -> RepAvailability:
+def set_availability(
+    user: User, data: Mapping[str, Any], *, actor: Actor = None
+) -> RepAvailability:
     """A rep's time zone, hours, absence and capacity (missing keys keep their value)."""
     record = RepAvailability.objects.filter(user=user).first() or RepAvailability(user=user)
     known = {

@@ -22,6 +22,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from embudo import pipeline
+from embudo.accounts.actors import Actor
 from embudo.crm import actions as crm
 from embudo.crm.models import Contact, TransitionCause
 from embudo.db.bulk import Dialect
@@ -90,7 +91,7 @@ def record_events(
     items: Sequence[Any],
     *,
     source: str,
-    actor: Any = None,
+    actor: Actor = None,
     allowed: frozenset[str] = FIELDS,
     now: dt.datetime | None = None,
     first_touch: bool = True,
@@ -151,7 +152,7 @@ class _Pending:
     now: dt.datetime
     result: IngestResult
     source: str
-    actor: Any
+    actor: Actor
     first_touch: bool
     # What validation alone decided: where a retried attempt starts from.
     validated: tuple[int, list[dict[str, Any]]] = (0, [])
@@ -328,7 +329,7 @@ def _resolve_contacts(
     dialect: Dialect,
     parsed: list[ParsedEvent],
     owners: list[_Pending],
-    actor: Any,
+    actor: Actor,
     cause: str,
 ) -> list[int]:
     """Each event's contact pk, ``_ANONYMOUS`` for visitor-only events, ``_REFUSED`` (with a
@@ -387,7 +388,7 @@ def _resolve_contacts(
     return contacts
 
 
-def _create_contact(email: str, traits: Mapping[str, str], actor: Any, cause: str) -> int:
+def _create_contact(email: str, traits: Mapping[str, str], actor: Actor, cause: str) -> int:
     """A contact for an email seen for the first time, through the CRM's own action (so it
     gets its first lifecycle transition and audit entry). A contact created by a concurrent
     batch in the meantime is found instead."""

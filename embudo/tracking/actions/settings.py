@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from embudo.accounts.actions import record_audit
+from embudo.accounts.actors import Actor
 from embudo.crm.models import ObjectType, PropertyDefinition
 from embudo.errors import ValidationFailed
 from embudo.tracking.channels import DEFAULT_RULES, RULEBOOK, compile_pattern
@@ -138,7 +139,7 @@ def _form_values(data: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def create_form(data: Mapping[str, Any], *, actor: Any = None) -> Form:
+def create_form(data: Mapping[str, Any], *, actor: Actor = None) -> Form:
     values = _form_values(data)
     if "name" not in values:
         raise ValidationFailed.one("name", "a form needs a name")
@@ -155,7 +156,7 @@ def create_form(data: Mapping[str, Any], *, actor: Any = None) -> Form:
     return form
 
 
-def update_form(form: Form, data: Mapping[str, Any], *, actor: Any = None) -> Form:
+def update_form(form: Form, data: Mapping[str, Any], *, actor: Actor = None) -> Form:
     values = _form_values(data)
     with transaction.atomic():
         for name, value in values.items():
@@ -166,7 +167,7 @@ def update_form(form: Form, data: Mapping[str, Any], *, actor: Any = None) -> Fo
     return form
 
 
-def create_site_key(name: str, allowed_origins: Any, *, actor: Any = None) -> SiteKey:
+def create_site_key(name: str, allowed_origins: Any, *, actor: Actor = None) -> SiteKey:
     if not name.strip():
         raise ValidationFailed.one("name", "a site key needs a name")
     origins = _clean_origins(allowed_origins)
@@ -187,7 +188,7 @@ def create_site_key(name: str, allowed_origins: Any, *, actor: Any = None) -> Si
     return site_key
 
 
-def update_site_key(site_key: SiteKey, allowed_origins: Any, *, actor: Any = None) -> SiteKey:
+def update_site_key(site_key: SiteKey, allowed_origins: Any, *, actor: Actor = None) -> SiteKey:
     origins = _clean_origins(allowed_origins)
     with transaction.atomic():
         site_key.allowed_origins = origins
@@ -198,14 +199,14 @@ def update_site_key(site_key: SiteKey, allowed_origins: Any, *, actor: Any = Non
     return site_key
 
 
-def revoke_site_key(site_key: SiteKey, *, actor: Any = None) -> None:
+def revoke_site_key(site_key: SiteKey, *, actor: Actor = None) -> None:
     with transaction.atomic():
         site_key.revoked_at = timezone.now()
         site_key.save(update_fields=["revoked_at"])
         record_audit("sitekey.revoke", "sitekey", site_key.pk, actor=actor)
 
 
-def save_channel_rules(rows: Sequence[Mapping[str, Any]], *, actor: Any = None) -> None:
+def save_channel_rules(rows: Sequence[Mapping[str, Any]], *, actor: Actor = None) -> None:
     """Replace the channel rules with ``rows``, in that order, after checking every pattern."""
     errors: dict[str, list[str]] = {}
     cleaned: list[ChannelRule] = []
@@ -249,7 +250,7 @@ def save_channel_rules(rows: Sequence[Mapping[str, Any]], *, actor: Any = None) 
     transaction.on_commit(RULEBOOK.forget)
 
 
-def reset_channel_rules(*, actor: Any = None) -> None:
+def reset_channel_rules(*, actor: Actor = None) -> None:
     save_channel_rules(
         [
             {
