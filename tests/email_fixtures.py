@@ -6,6 +6,7 @@ from typing import Any
 
 from embudo.automation import authoring
 from embudo.automation.models import Delivery, EmailTemplate, SubscriptionType
+from embudo.crm.models import ObjectType, PropertyDefinition
 
 BODY_EN = (
     '<h1>Hi {{ contact.first_name|default:"there" }}</h1>\n'
@@ -24,6 +25,9 @@ def newsletter() -> SubscriptionType:
 
 
 def make_template(name: str = "Spring news", **content: Any) -> EmailTemplate:
+    PropertyDefinition.objects.get_or_create(
+        object_type=ObjectType.CONTACT, name="plan", defaults={"label": "Plan", "type": "text"}
+    )
     return authoring.create_template(
         name=name,
         subscription_type=newsletter(),

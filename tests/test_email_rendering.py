@@ -8,19 +8,12 @@ from django.core import mail
 
 from embudo.automation import authoring, links, rendering
 from embudo.automation.models import Brand, TemplateVersion
-from embudo.crm.models import Contact, ObjectType, PropertyDefinition
+from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
 from tests.email_fixtures import make_delivery, make_template, newsletter
 from tests.factories import make_company, make_contact, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _plan_property() -> None:
-    PropertyDefinition.objects.create(
-        object_type=ObjectType.CONTACT, name="plan", label="Plan", type="text"
-    )
 
 
 def _content(body: str, subject: str = "Hi") -> dict:
@@ -69,6 +62,7 @@ def test_a_contact_with_no_first_name_sees_the_fallback():
 
 
 def test_personal_fields_fill_from_contact_company_owner_and_properties():
+    template = make_template()
     owner = make_user("sales", first_name="Ana", last_name="Ruiz")
     contact = make_contact(
         first_name="Lucía",
@@ -77,7 +71,7 @@ def test_personal_fields_fill_from_contact_company_owner_and_properties():
         properties={"plan": "pro"},
     )
     contact.refresh_from_db()
-    shown = authoring.preview(version=make_template().current, contact=contact)
+    shown = authoring.preview(version=template.current, contact=contact)
     assert shown.subject == "Hello Lucía"
     assert "Acme &amp; Co on the pro plan" in shown.html  # escaped in HTML
     assert "Acme & Co on the pro plan" in shown.text  # not in text
