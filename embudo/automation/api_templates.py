@@ -163,6 +163,18 @@ def create_template(request: HttpRequest, payload: TemplateIn) -> Status[dict[st
     return Status(201, _template_data(_template(template.pk)))
 
 
+# Before the "{template_id}" paths, which would take "preview" for an id.
+@router.post("/email/templates/preview", response={200: PreviewOut, **ERRORS})
+def preview_draft(request: HttpRequest, payload: DraftPreviewIn) -> Any:
+    who = allow(request, Scope.READ, VIEW)
+    shown = authoring.preview(
+        _content(payload.content),
+        contact=_contact(who, payload.contact_id),
+        language=payload.language,
+    )
+    return shown.__dict__
+
+
 @router.get("/email/templates/{template_id}", response={200: TemplateOut, **ERRORS})
 def get_template(request: HttpRequest, template_id: int) -> dict[str, Any]:
     allow(request, Scope.READ, VIEW)
@@ -209,16 +221,5 @@ def preview_template(request: HttpRequest, template_id: int, payload: PreviewIn)
         raise ApiError(404, "not_found", f"template {template_id} has no such version")
     shown = authoring.preview(
         version=version, contact=_contact(who, payload.contact_id), language=payload.language
-    )
-    return shown.__dict__
-
-
-@router.post("/email/templates/preview", response={200: PreviewOut, **ERRORS})
-def preview_draft(request: HttpRequest, payload: DraftPreviewIn) -> Any:
-    who = allow(request, Scope.READ, VIEW)
-    shown = authoring.preview(
-        _content(payload.content),
-        contact=_contact(who, payload.contact_id),
-        language=payload.language,
     )
     return shown.__dict__

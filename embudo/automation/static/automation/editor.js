@@ -123,7 +123,7 @@
         .then(function (response) { return response.json(); })
         .then(function (body) {
           contactList.innerHTML = "";
-          (body.results || []).forEach(function (contact) {
+          (body.items || []).forEach(function (contact) {
             const option = document.createElement("option");
             const name = [contact.first_name, contact.last_name].filter(Boolean).join(" ");
             option.value = (name ? name + " " : "") + "<" + (contact.email || "#" + contact.id) + ">";
