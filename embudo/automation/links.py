@@ -43,11 +43,11 @@ caches.register("email link keys", _MACS.clear)
 def _signature(signer: signing.Signer, value: str) -> str:
     """What ``signer.signature(value)`` gives (so Django's ``unsign`` checks it), with the
     salted key derived once per process rather than per link: a batch signs thousands."""
-    secret = str(signer.key)
-    mac = _MACS.get((signer.salt, secret))
+    salt, secret = str(signer.salt), str(signer.key)
+    mac = _MACS.get((salt, secret))
     if mac is None:
-        key = hashlib.sha256(f"{signer.salt}signer{secret}".encode()).digest()
-        mac = _MACS[(signer.salt, secret)] = hmac.new(key, digestmod=hashlib.sha256)
+        key = hashlib.sha256(f"{salt}signer{secret}".encode()).digest()
+        mac = _MACS[(salt, secret)] = hmac.new(key, digestmod=hashlib.sha256)
     one = mac.copy()
     one.update(value.encode())
     return signing.b64_encode(one.digest()).decode()
