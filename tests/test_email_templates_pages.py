@@ -257,3 +257,21 @@ def test_the_preview_of_a_contact_nobody_may_see_is_404(client, logged_in):
         content_type="application/json",
     )
     assert response.status_code == 404
+
+
+def test_the_pages_and_their_errors_speak_spanish(client, logged_in):
+    logged_in("marketing")
+    response = client.post(
+        "/email/templates/new/",
+        _form(body_en="<p>Hola</p>\n<p>{{ contact.apodo }}</p>"),
+        HTTP_ACCEPT_LANGUAGE="es",
+    )
+    page = response.content.decode()
+    assert "línea 2: campo desconocido contact.apodo" in page
+    assert "Guardar" in page and "Vista previa" in page
+
+
+def test_the_spanish_version_has_a_spanish_footer():
+    template = make_template()
+    assert "Darse de baja" in template.current.compiled["es"]["html"]
+    assert "Unsubscribe" in template.current.compiled["en"]["html"]

@@ -40,6 +40,7 @@ from django.template.defaulttags import ForNode, WithNode
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 
 from embudo import caches
 from embudo.automation import links
@@ -139,12 +140,16 @@ def _field_problem(lookups: tuple[str, ...], bound: set[str], fields: Fields) ->
     if root in bound or root == "forloop":
         return None
     name = ".".join(lookups)
+    unknown = _("unknown field %(name)s") % {"name": name}
     if root in LINK_FIELDS:
-        return None if not rest else f"unknown field {name}"
+        return None if not rest else unknown
     if root == "brand":
-        return None if len(rest) == 1 and rest[0] in BRAND_FIELDS else f"unknown field {name}"
+        return None if len(rest) == 1 and rest[0] in BRAND_FIELDS else unknown
     if root != "contact":
-        return f"unknown field {name} (fields start with contact., brand. or are links)"
+        return _(
+            "unknown field %(name)s (fields start with contact. or brand., or are "
+            "unsubscribe_url and preferences_url)"
+        ) % {"name": name}
     if not rest:
         return None
     head, tail = rest[0], rest[1:]
@@ -157,8 +162,11 @@ def _field_problem(lookups: tuple[str, ...], bound: set[str], fields: Fields) ->
     if head == "properties" and len(tail) == 1:
         if tail[0] in fields.properties:
             return None
-        return f"unknown field {name}: there is no contact property named {tail[0]!r}"
-    return f"unknown field {name}"
+        return _("unknown field %(name)s: there is no contact property named %(property)r") % {
+            "name": name,
+            "property": tail[0],
+        }
+    return unknown
 
 
 def _variables(item: Any, line: int) -> Iterator[tuple[Variable, int]]:
@@ -210,15 +218,17 @@ def check_source(source: str, *, html_part: bool, fields: Fields) -> list[str]:
         message = str(error)
         unknown_tag = re.match(r"Invalid block tag on line \d+: '([^']+)'", message)
         if unknown_tag:
-            message = f"the tag {{% {unknown_tag.group(1)} %}} does not exist or is not allowed"
-        return [f"line {line}: {message}"]
+            message = _("the tag {%% %(tag)s %%} does not exist or is not allowed") % {
+                "tag": unknown_tag.group(1)
+            }
+        return [_("line %(line)d: %(problem)s") % {"line": line, "problem": message}]
     nodelist = template.nodelist
     bound = _bound_names(nodelist)
     problems = []
     for variable, line in _variables(nodelist, 1):
         problem = _field_problem(tuple(variable.lookups or ()), bound, fields)
         if problem:
-            problems.append(f"line {line}: {problem}")
+            problems.append(_("line %(line)d: %(problem)s") % {"line": line, "problem": problem})
     return list(dict.fromkeys(problems))
 
 
@@ -227,33 +237,33 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
     or :class:`ValidationFailed` naming each bad part (``body_es``…) and its line."""
     fields = fields or Fields.current()
     if not isinstance(content, Mapping):
-        raise ValidationFailed.one("content", "content must map a language to its parts")
+        raise ValidationFailed.one("content", _("content must map a language to its parts"))
     unknown = set(content) - set(LANGUAGES)
     if unknown:
         raise ValidationFailed.one(
-            "content", f"unknown language {sorted(unknown)[0]!r}; use en or es"
+            "content", _("unknown language %(code)r; use en or es") % {"code": sorted(unknown)[0]}
         )
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, dict[str, str]] = {}
     for language in LANGUAGES:
         parts = content.get(language) or {}
         if not isinstance(parts, Mapping):
-            errors[language] = ["must map subject, preheader and body to text"]
+            errors[language] = [_("must map subject, preheader and body to text")]
             continue
         values = {part: parts.get(part) or "" for part in PARTS}
         for part, value in values.items():
             if not isinstance(value, str):
-                errors[f"{part}_{language}"] = ["must be text"]
+                errors[f"{part}_{language}"] = [_("must be text")]
         if any(not isinstance(v, str) for v in values.values()):
             continue
         if not any(v.strip() for v in values.values()):
             continue  # a language left empty: its contacts get English
         if not values["subject"].strip():
-            errors[f"subject_{language}"] = ["a subject is required"]
+            errors[f"subject_{language}"] = [_("a subject is required")]
         if "\n" in values["subject"].strip():
-            errors[f"subject_{language}"] = ["the subject must be one line"]
+            errors[f"subject_{language}"] = [_("the subject must be one line")]
         if not values["body"].strip():
-            errors[f"body_{language}"] = ["a body is required"]
+            errors[f"body_{language}"] = [_("a body is required")]
         for part, value in values.items():
             problems = check_source(value, html_part=part == "body", fields=fields)
             if problems:
@@ -261,7 +271,7 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
         cleaned[language] = {part: value.strip() for part, value in values.items()}
     if not errors and DEFAULT_LANGUAGE not in cleaned:
         errors[f"subject_{DEFAULT_LANGUAGE}"] = [
-            "the English version is required: contacts in other languages fall back to it"
+            _("the English version is required: contacts in other languages fall back to it")
         ]
     if errors:
         raise ValidationFailed(errors)

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_http_methods, require_POST
 
 from embudo.automation import authoring, rendering
@@ -22,15 +23,15 @@ from embudo.errors import EmbudoError, ValidationFailed
 from embudo.web.access import role_required
 
 PERSONAL_FIELDS = (
-    ('contact.first_name|default:"there"', "First name"),
-    ("contact.last_name", "Last name"),
-    ("contact.name", "Full name"),
-    ("contact.email", "E-mail"),
-    ("contact.job_title", "Job title"),
-    ("contact.company.name", "Company"),
-    ("contact.owner.name", "Owner's name"),
-    ("contact.owner.email", "Owner's e-mail"),
-    ("brand.name", "Brand name"),
+    ('contact.first_name|default:"there"', gettext_noop("First name")),
+    ("contact.last_name", gettext_noop("Last name")),
+    ("contact.name", gettext_noop("Full name")),
+    ("contact.email", gettext_noop("E-mail")),
+    ("contact.job_title", gettext_noop("Job title")),
+    ("contact.company.name", gettext_noop("Company")),
+    ("contact.owner.name", gettext_noop("Owner's name")),
+    ("contact.owner.email", gettext_noop("Owner's e-mail")),
+    ("brand.name", gettext_noop("Brand name")),
 )
 
 
