@@ -139,3 +139,22 @@ def test_a_bot_open_is_flagged_and_a_later_person_still_counts(client, delivery)
     delivery.refresh_from_db()
     assert delivery.opened_at is not None
     assert sorted(Event.objects.values_list("type", flat=True)) == ["email_bot_open", "email_open"]
+
+
+def test_engagement_scoring_counts_a_persons_click_and_not_a_scanners(
+    client, delivery, only_reactions, django_capture_on_commit_callbacks
+):
+    from embudo.scoring.models import ContactScore
+    from tests.factories import event_rule, make_scoring_model
+
+    only_reactions("rescore")
+    model = make_scoring_model([event_rule("email_click", 10, name="Clicks")])
+    click = links.click_path(delivery.pk, 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(click, HTTP_USER_AGENT="Mozilla/5.0 (compatible; Proofpoint URL Defense)")
+    score = ContactScore.objects.filter(model=model, contact_id=delivery.contact_id).first()
+    assert score is None or score.engagement_norm == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(click, HTTP_USER_AGENT=BROWSER)
+    score = ContactScore.objects.get(model=model, contact_id=delivery.contact_id)
+    assert score.engagement_norm > 0
