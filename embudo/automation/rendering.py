@@ -26,6 +26,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from email._policybase import Compat32
 from email.utils import formataddr
 from typing import Any
 
@@ -564,6 +565,36 @@ def message_id(delivery_id: int | None = None) -> str:
     return f"<{local}@{settings.EMBUDO_BOUNCE_DOMAIN}>"
 
 
+class _ShortHeaders(Compat32):
+    """Python's default e-mail policy, but a header that fits on one line as it is (ASCII, no
+    line break, under 78 characters) is written as it is rather than run through the folding
+    algorithm: the same bytes, at a fraction of the cost, a dozen times per message."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        if (
+            type(value) is str
+            and len(name) + len(value) < 76
+            and value.isascii()
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)  # type: ignore[misc]
+
+
+_SHORT_HEADERS = _ShortHeaders()
+
+
+class Message(EmailMultiAlternatives):
+    """A delivery's message: turned into bytes (by the backend, when it sends) with
+    :class:`_ShortHeaders`."""
+
+    def message(self, **kwargs: Any) -> Any:
+        mime = super().message(**kwargs)
+        mime.policy = _SHORT_HEADERS
+        return mime
+
+
 def build_message(delivery: Delivery, *, connection: Any = None) -> EmailMultiAlternatives:
     """The message for one delivery, ready to send: personal fields rendered, every link a
     tracked click, the open pixel, the unsubscribe headers (RFC 8058 one-click), the VERP
@@ -594,7 +625,7 @@ def build_message(delivery: Delivery, *, connection: Any = None) -> EmailMultiAl
         "List-Unsubscribe": f"<{unsubscribe}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-    message = EmailMultiAlternatives(
+    message = Message(
         subject=rendered.subject,
         body=rendered.text,
         from_email=links.return_path(pk),
