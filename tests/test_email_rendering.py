@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 
 from embudo.automation import authoring, links, rendering
-from embudo.automation.models import Brand, TemplateVersion
+from embudo.automation.models import Brand, Delivery, TemplateVersion
 from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
 from tests.email_fixtures import make_delivery, make_template, newsletter
@@ -175,3 +175,21 @@ def test_brand_settings_are_checked():
     brand = authoring.save_brand({"name": "Acme", "primary_color": "#112233"}, actor=None)
     assert brand.primary_color == "#112233"
     assert rendering.current_brand().name == "Acme"
+
+
+def test_a_batch_renders_without_a_query_per_message(django_assert_num_queries):
+    template = make_template()
+    owner = make_user("sales")
+    for _ in range(5):
+        contact = make_contact(company_id=make_company().pk, owner_id=owner.pk)
+        make_delivery(template, contact)
+    batch = list(
+        Delivery.objects.select_related(
+            "contact", "contact__company", "contact__owner", "version"
+        ).order_by("pk")
+    )
+    rendering.build_message(batch[0])  # the brand is read once, then kept
+    with django_assert_num_queries(0):
+        messages = [rendering.build_message(delivery) for delivery in batch]
+    assert len({m.extra_headers["Message-ID"] for m in messages}) == 5
+    assert [m.to for m in messages] == [[d.email] for d in batch]
