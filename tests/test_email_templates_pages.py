@@ -98,7 +98,10 @@ def test_saving_adds_a_version_and_old_versions_can_be_read(client, logged_in):
     assert template.current.number == 2
     old = client.get(f"/email/templates/{template.pk}/versions/1/")
     assert old.status_code == 200
-    assert "Hi there" in old.content.decode()
+    page = old.content.decode()
+    assert "Hi there" in page
+    # the message is shown in a sandboxed frame: its HTML escaped into the attribute
+    assert 'srcdoc="&lt;!DOCTYPE html&gt;' in page
     assert client.get(f"/email/templates/{template.pk}/versions/9/").status_code == 404
 
 
