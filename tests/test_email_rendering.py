@@ -132,6 +132,7 @@ def test_build_message_makes_the_finished_message(settings):
     assert message.subject == "Hola Lucía"
     assert message.to == [contact.email]
     assert message.from_email == links.return_path(delivery.pk)
+    assert message.envelope_sender == message.from_email
     assert message.extra_headers["From"] == "Acme News <news@acme.test>"
     unsubscribe = "https://mail.example.com" + links.unsubscribe_path(delivery.pk)
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe}>"

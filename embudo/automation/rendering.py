@@ -400,7 +400,7 @@ def compiled_templates(version: TemplateVersion, language: str) -> Compiled:
             _TEXT.from_string(parts["subject"]),
             _HTML.from_string(parts["html"]),
             _TEXT.from_string(parts["text"]),
-            tuple(parts["links"]),
+            tuple(parts.get("links", ())),
         )
         with _COMPILED_LOCK:
             if len(_COMPILED) > 2000:
@@ -510,7 +510,7 @@ def render_preview(parts: Mapping[str, Any], contact: Any, brand: Brand) -> Rend
         _TEXT.from_string(parts["subject"]),
         _HTML.from_string(parts["html"]),
         _TEXT.from_string(parts["text"]),
-        tuple(parts["links"]),
+        tuple(parts.get("links", ())),
     )
     fields = contact_fields(contact)
     destinations = [
@@ -587,7 +587,11 @@ _SHORT_HEADERS = _ShortHeaders()
 
 class Message(EmailMultiAlternatives):
     """A delivery's message: turned into bytes (by the backend, when it sends) with
-    :class:`_ShortHeaders`."""
+    :class:`_ShortHeaders`. Its ``from_email`` is the envelope sender (the VERP return path, as
+    Django's SMTP backend uses it), also given as ``envelope_sender`` for code that speaks SMTP
+    itself; the From header is the brand's."""
+
+    envelope_sender: str = ""
 
     def message(self, **kwargs: Any) -> Any:
         mime = super().message(**kwargs)
@@ -634,5 +638,6 @@ def build_message(delivery: Delivery, *, connection: Any = None) -> EmailMultiAl
         headers=headers,
         connection=connection,
     )
+    message.envelope_sender = message.from_email
     message.attach_alternative(rendered.html, "text/html")
     return message
