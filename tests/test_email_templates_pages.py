@@ -278,3 +278,17 @@ def test_the_spanish_version_has_a_spanish_footer():
     template = make_template()
     assert "Darse de baja" in template.current.compiled["es"]["html"]
     assert "Unsubscribe" in template.current.compiled["en"]["html"]
+
+
+def test_a_mail_server_that_is_not_there_is_reported_not_a_crash(client, logged_in, settings):
+    from tests.embudo_processes import free_port
+
+    logged_in("marketing")
+    template = make_template()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2
+    response = client.post(
+        f"/email/templates/{template.pk}/test/", {"to": "me@example.com"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "The test could not be sent" in response.content.decode()
