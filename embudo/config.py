@@ -61,6 +61,8 @@ class Config:
     email_host: str
     email_port: int
     email_from: str
+    # The Django e-mail backend messages go through (SMTP unless set): see _email_backend.
+    email_backend: str
     max_upload_mb: int
     # Where contacts reach Embudo's public links (open pixel, clicks, unsubscribe), with no
     # trailing slash; messages carry absolute links built on it.
@@ -93,6 +95,49 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+_DJANGO_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+_ANYMAIL_ESPS = (
+    "amazon_ses",
+    "brevo",
+    "mailersend",
+    "mailgun",
+    "mailjet",
+    "mailtrap",
+    "mandrill",
+    "postal",
+    "postmark",
+    "resend",
+    "scaleway",
+    "sendgrid",
+    "sparkpost",
+    "unisender_go",
+)
+
+
+def _email_backend() -> str:
+    """EMBUDO_EMAIL_BACKEND: ``smtp`` (the default), ``console``, ``locmem`` or ``dummy``; an
+    e-mail service's name as django-anymail knows it (``postmark``, ``amazon_ses``, ``mailgun``,
+    ``sendgrid``…, its keys in anymail's own ``ANYMAIL_*`` variables); or a backend's dotted
+    path."""
+    raw = (os.environ.get("EMBUDO_EMAIL_BACKEND") or "smtp").strip()
+    name = raw.lower().removeprefix("anymail:").replace("-", "_")
+    if name in _DJANGO_BACKENDS:
+        return _DJANGO_BACKENDS[name]
+    if name in _ANYMAIL_ESPS:
+        return f"anymail.backends.{name}.EmailBackend"
+    if "." in raw and all(part.isidentifier() for part in raw.split(".")):
+        return raw
+    raise ConfigError(
+        f"EMBUDO_EMAIL_BACKEND={raw!r} is not an e-mail backend; use smtp, console, locmem, "
+        f"dummy, an e-mail service ({', '.join(_ANYMAIL_ESPS)}) or a dotted path"
+    )
+
+
 def load() -> Config:
     data_dir = Path(os.environ.get("EMBUDO_DATA_DIR") or "embudo-data").resolve()
     database_url = os.environ.get("EMBUDO_DATABASE_URL") or None
@@ -112,6 +157,7 @@ def load() -> Config:
         email_host=os.environ.get("EMBUDO_EMAIL_HOST") or "127.0.0.1",
         email_port=_int("EMBUDO_EMAIL_PORT", 25, minimum=1),
         email_from=os.environ.get("EMBUDO_EMAIL_FROM") or "embudo@localhost",
+        email_backend=_email_backend(),
         max_upload_mb=_int("EMBUDO_MAX_UPLOAD_MB", 100, minimum=1),
         public_url=(os.environ.get("EMBUDO_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         bounce_domain=os.environ.get("EMBUDO_BOUNCE_DOMAIN") or "localhost",

@@ -138,6 +138,14 @@ for _role in (ADMIN, MARKETING):
     ROLE_PERMISSIONS[_role]["cost"] = _ALL
 ROLE_PERMISSIONS[SALES_MANAGER]["cost"] = ("view",)
 
+# E-mail templates and the brand (the automation app adds its models here). Marketing and
+# admins write templates and keep the brand; the sales side reads the templates it may send.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update({m: _ALL for m in ("emailtemplate", "templateversion")})
+    ROLE_PERMISSIONS[_role]["brand"] = ("view", "change")
+for _role in (SALES, SALES_MANAGER):
+    ROLE_PERMISSIONS[_role].update({m: ("view",) for m in ("emailtemplate", "templateversion")})
+
 
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""
