@@ -21,7 +21,7 @@ from embudo.automation import authoring, rendering
 from embudo.automation.models import EmailTemplate, SubscriptionType, TemplateVersion
 from embudo.crm import queries as crm_queries
 from embudo.errors import ValidationFailed
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def brand(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         values = {name: request.POST.get(name, "") for name in authoring.BRAND_FIELDS}
         try:
-            authoring.save_brand(values, actor=request.user)  # type: ignore[arg-type]
+            authoring.save_brand(values, actor=acting_user(request))
         except ValidationFailed as error:
             errors = error.errors
         else:
@@ -150,7 +150,7 @@ def template_new(request: HttpRequest) -> HttpResponse:
             subscription_type=values["subscription_type"],
             description=values["description"],
             content=_form_content(request.POST),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=acting_user(request),
         )
     except ValidationFailed as error:
         return _editor(request, None, values, error.errors)
@@ -177,7 +177,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
             description=values["description"],
             subscription_type=values["subscription_type"],
             content=_form_content(request.POST),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=acting_user(request),
         )
     except ValidationFailed as error:
         return _editor(request, template, values, error.errors)
@@ -210,7 +210,7 @@ def version_detail(request: HttpRequest, template_id: int, number: int) -> HttpR
 def template_archive(request: HttpRequest, template_id: int) -> HttpResponse:
     template = get_object_or_404(EmailTemplate, pk=template_id)
     archived = request.POST.get("archived", "1") == "1"
-    authoring.archive_template(template, archived=archived, actor=request.user)  # type: ignore[arg-type]
+    authoring.archive_template(template, archived=archived, actor=acting_user(request))
     if archived:
         messages.success(request, _("The template was archived."))
     else:
@@ -240,7 +240,7 @@ def template_test_send(request: HttpRequest, template_id: int) -> HttpResponse:
             to=request.POST.get("to", ""),
             contact=contact,
             language=request.POST.get("language", "en"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=acting_user(request),
         )
     except ValidationFailed as error:
         messages.error(request, " ".join(m for msgs in error.errors.values() for m in msgs))
