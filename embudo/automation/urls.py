@@ -1,7 +1,36 @@
 """The automation app's pages (under /email/) and the public links messages carry (under /e/)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
+
+from embudo.automation import consent_views
 
 app_name = "automation"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    # consent: the public links a message carries (signed; see links.py)
+    path("e/u/<int:delivery>/<str:signature>/", consent_views.unsubscribe, name="unsubscribe"),
+    path("e/p/<int:contact>/<str:signature>/", consent_views.preferences, name="preferences"),
+    path("e/confirm/<str:token>/", consent_views.confirm, name="confirm"),
+    # consent: pages
+    path(
+        "email/subscription-types/",
+        consent_views.subscription_types,
+        name="subscription_types",
+    ),
+    path(
+        "email/subscription-types/<int:type_id>/",
+        consent_views.subscription_type_edit,
+        name="subscription_type",
+    ),
+    path("email/suppressions/", consent_views.suppressions, name="suppressions"),
+    path(
+        "email/suppressions/<int:suppression_id>/remove/",
+        consent_views.suppression_remove,
+        name="suppression_remove",
+    ),
+    path(
+        "email/contacts/<int:contact_id>/subscriptions/",
+        consent_views.contact_subscriptions,
+        name="contact_subscriptions",
+    ),
+]
