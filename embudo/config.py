@@ -69,6 +69,9 @@ class Config:
     bounce_domain: str
     # Soft bounces in a row after which an address is suppressed.
     soft_bounce_limit: int
+    # Where `embudo mail-in` listens for bounce messages (SMTP).
+    mail_in_host: str = "127.0.0.1"
+    mail_in_port: int = 2525
 
     @property
     def uses_postgres(self) -> bool:
@@ -116,4 +119,6 @@ def load() -> Config:
         public_url=(os.environ.get("EMBUDO_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         bounce_domain=os.environ.get("EMBUDO_BOUNCE_DOMAIN") or "localhost",
         soft_bounce_limit=_int("EMBUDO_SOFT_BOUNCE_LIMIT", 3, minimum=1),
+        mail_in_host=os.environ.get("EMBUDO_MAIL_IN_HOST") or "127.0.0.1",
+        mail_in_port=_int("EMBUDO_MAIL_IN_PORT", 2525, minimum=1),
     )

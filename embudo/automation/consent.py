@@ -304,28 +304,38 @@ def _unsubscribe_all(contact: Contact) -> bool:
         .exclude(status=SubscriptionStatus.UNSUBSCRIBED)
         .update(status=SubscriptionStatus.UNSUBSCRIBED, changed_at=now)
     )
-    _fill_unsubscribed(contact, now)
+    changed = _fill_unsubscribed(contact, now) or changed
     if contact.email:
         _row, created = Suppression.objects.get_or_create(
             email=contact.email.lower(),
             defaults={"reason": SuppressionReason.UNSUBSCRIBED, "created_at": now},
         )
         changed = changed or created
-    return changed
+    # Already suppressed for another reason (a complaint): still the contact's own choice,
+    # recorded once.
+    last = (
+        ConsentRecord.objects.filter(contact=contact, subscription_type__isnull=True)
+        .order_by("-at", "-id")
+        .values_list("action", flat=True)
+        .first()
+    )
+    return changed or last != ConsentAction.UNSUBSCRIBE
 
 
-def _fill_unsubscribed(contact: Contact, now: Any) -> None:
+def _fill_unsubscribed(contact: Contact, now: Any) -> bool:
     chosen = Subscription.objects.filter(contact=contact).values("subscription_type_id")
-    Subscription.objects.bulk_create(
-        [
-            Subscription(
-                contact=contact,
-                subscription_type=subscription_type,
-                status=SubscriptionStatus.UNSUBSCRIBED,
-                changed_at=now,
-            )
-            for subscription_type in SubscriptionType.objects.exclude(pk__in=chosen)
-        ]
+    return bool(
+        Subscription.objects.bulk_create(
+            [
+                Subscription(
+                    contact=contact,
+                    subscription_type=subscription_type,
+                    status=SubscriptionStatus.UNSUBSCRIBED,
+                    changed_at=now,
+                )
+                for subscription_type in SubscriptionType.objects.exclude(pk__in=chosen)
+            ]
+        )
     )
 
 
