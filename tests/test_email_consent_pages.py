@@ -287,3 +287,44 @@ def test_the_contact_page_shows_and_changes_subscriptions_in_the_ledger(
     text = page.content.decode()
     assert 'data-testid="ledger"' in text and "Asked at the fair" in text
     assert Subscription.objects.get(contact=contact).subscription_type == news
+
+
+# -- a form's consent box ---------------------------------------------------------------------
+
+
+def test_a_forms_ticked_consent_box_subscribes_with_the_words_shown(
+    client: Client, logged_in: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core import mail
+
+    from embudo.tracking.actions import create_form
+
+    form = create_form(
+        {
+            "name": "Newsletter signup",
+            "fields": [{"name": "email", "type": "email", "required": True, "maps_to": "email"}],
+            "consent_text": "Send me the monthly newsletter",
+            "allowed_origins": ["https://www.acme.test"],
+        }
+    )
+    news = consent.create_subscription_type({"name": "News", "double_opt_in": True})
+    logged_in("marketing")
+    client.post(
+        reverse("automation:subscription_type", args=[news.pk]),
+        {"name": "News", "opt_in_required": "on", "double_opt_in": "on", "forms": [form.pk]},
+    )
+    client.logout()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for data in ({"email": "new@example.com", "_consent": "yes"}, {"email": "q@example.com"}):
+            Client().post(f"/f/{form.slug}", data, HTTP_ORIGIN="https://www.acme.test")
+
+    record = ConsentRecord.objects.get()
+    assert (record.email, record.source, record.action, record.text) == (
+        "new@example.com",
+        "form",
+        "request",
+        "Send me the monthly newsletter",
+    )
+    assert Subscription.objects.get().status == "pending"
+    assert [m.to for m in mail.outbox] == [["new@example.com"]]

@@ -430,6 +430,40 @@ def subscribe_from_form(
         )
 
 
+def set_type_forms(
+    subscription_type: SubscriptionType, form_ids: list[int], *, actor: Actor = None
+) -> None:
+    """The forms whose ticked consent box subscribes to ``subscription_type``."""
+    from embudo.tracking.models import Form
+
+    known = set(Form.objects.filter(pk__in=form_ids).values_list("pk", flat=True))
+    unknown = sorted(set(form_ids) - known)
+    if unknown:
+        raise ValidationFailed.one("forms", f"no form with id {', '.join(map(str, unknown))}")
+    with transaction.atomic():
+        FormSubscription.objects.filter(subscription_type=subscription_type).exclude(
+            form_id__in=known
+        ).delete()
+        have = set(
+            FormSubscription.objects.filter(subscription_type=subscription_type).values_list(
+                "form_id", flat=True
+            )
+        )
+        FormSubscription.objects.bulk_create(
+            [
+                FormSubscription(form_id=pk, subscription_type=subscription_type)
+                for pk in sorted(known - have)
+            ]
+        )
+        record_audit(
+            "subscription_type.forms",
+            "subscriptiontype",
+            subscription_type.pk,
+            actor=actor,
+            changes={"forms": sorted(known)},
+        )
+
+
 # -- the suppression list -----------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,6 +29,7 @@ from embudo.automation import consent, links
 from embudo.automation.models import (
     ConsentSource,
     Delivery,
+    FormSubscription,
     Subscription,
     SubscriptionStatus,
     SubscriptionType,
@@ -37,6 +39,7 @@ from embudo.automation.models import (
 from embudo.crm import queries as crm_queries
 from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
+from embudo.tracking.models import Form
 from embudo.web.access import role_required
 
 SUPPRESSIONS_PAGE = 50
@@ -328,9 +331,15 @@ def subscription_type_edit(request: HttpRequest, type_id: int) -> HttpResponse:
                     % {"name": subscription_type},
                 )
             else:
-                consent.update_subscription_type(
-                    subscription_type, _type_data(request), actor=_actor(request)
-                )
+                with transaction.atomic():
+                    consent.update_subscription_type(
+                        subscription_type, _type_data(request), actor=_actor(request)
+                    )
+                    consent.set_type_forms(
+                        subscription_type,
+                        [int(v) for v in request.POST.getlist("forms") if v.isdigit()],
+                        actor=_actor(request),
+                    )
                 messages.success(request, _("Subscription type saved."))
         except ValidationFailed as failed:
             errors = failed.errors
@@ -339,7 +348,17 @@ def subscription_type_edit(request: HttpRequest, type_id: int) -> HttpResponse:
     return render(
         request,
         "automation/consent/subscription_type_edit.html",
-        {"type": subscription_type, "errors": errors, "values": request.POST if errors else None},
+        {
+            "type": subscription_type,
+            "errors": errors,
+            "values": request.POST if errors else None,
+            "forms": Form.objects.filter(is_active=True).order_by("name"),
+            "chosen_forms": set(
+                FormSubscription.objects.filter(subscription_type=subscription_type).values_list(
+                    "form_id", flat=True
+                )
+            ),
+        },
         status=422 if errors else 200,
     )
 
