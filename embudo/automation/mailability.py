@@ -18,6 +18,8 @@ A type that does not need an opt-in mails every contact who did not leave it.
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,9 @@ from itertools import islice
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 
 from embudo.automation.models import (
     Subscription,
@@ -45,8 +49,8 @@ REASONS = (
     "pending_confirmation",
     "not_subscribed",
 )
-# Ids given as a list are read this many at a time (SQLite caps a statement's parameters).
-_CHUNK = 20_000
+# Ids given as a list are read this many at a time.
+_CHUNK = 50_000
 _VALID = EmailValidator()
 
 
@@ -75,9 +79,17 @@ def mailable(
         _sort(_rows(contacts.order_by(), subscription_type), subscription_type, result)
         return result
     for chunk in _chunks(contacts):
-        query = Contact.objects.filter(pk__in=chunk)
+        query = Contact.objects.filter(pk__in=_id_list(chunk)).order_by()
         _sort(_rows(query, subscription_type), subscription_type, result)
     return result
+
+
+def _id_list(ids: list[int]) -> RawSQL:
+    """The ids as one bound parameter: Django prepares an ``IN`` list one value at a time,
+    which costs more than the whole query on a list of 100,000 (measured)."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    return RawSQL("SELECT value FROM json_each(%s)", [json.dumps([int(i) for i in ids])])
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -105,6 +117,10 @@ def _sort(
     subscription_type: SubscriptionType,
     result: Mailability,
 ) -> None:
+    # Plain strings, not the TextChoices members: this loop runs once per contact, and the
+    # members' comparisons cost more than the rest of it.
+    unsubscribed, pending = str(SubscriptionStatus.UNSUBSCRIBED), str(SubscriptionStatus.PENDING)
+    unsubscribed_all = str(SuppressionReason.UNSUBSCRIBED)
     opt_in = subscription_type.opt_in_required
     mailable, refused = result.mailable, result.refused
     for contact_id, email, status, suppression in rows:
@@ -112,14 +128,11 @@ def _sort(
             refused[contact_id] = "no_address"
         elif not _valid(email):
             refused[contact_id] = "invalid_address"
-        elif (
-            suppression == SuppressionReason.UNSUBSCRIBED
-            or status == SubscriptionStatus.UNSUBSCRIBED
-        ):
+        elif suppression == unsubscribed_all or status == unsubscribed:
             refused[contact_id] = "unsubscribed"
         elif suppression is not None:
             refused[contact_id] = "suppressed"
-        elif status == SubscriptionStatus.PENDING:
+        elif status == pending:
             refused[contact_id] = "pending_confirmation"
         elif status is None and opt_in:
             refused[contact_id] = "not_subscribed"
@@ -127,7 +140,18 @@ def _sort(
             mailable[contact_id] = email.lower()
 
 
+# Addresses of this plain shape pass Django's validator too, so only the others need it (it
+# costs ten times more: a quarter of a million-contact run). The same shape the CSV import
+# trusts.
+_PLAIN = re.compile(
+    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+    re.IGNORECASE,
+)
+
+
 def _valid(email: str) -> bool:
+    if len(email) <= 254 and _PLAIN.fullmatch(email) is not None:
+        return True
     try:
         _VALID(email)
     except ValidationError:
