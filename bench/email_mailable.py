@@ -6,7 +6,8 @@ this benchmark reads, it does not time the writes): N contacts, 1 % of them with
 and 0.5 % with a broken one, a subscription type with 60 % subscribed, 5 % unsubscribed and 3 %
 waiting for confirmation, and 2 % of the addresses suppressed. Then it times ``mailable`` over
 a query of every contact and over a list of every id, and prints the median of the runs, the
-rate, the CPU seconds (the fair figure on a shared machine), and the peak memory the call allocated (tracemalloc, a separate run).
+rate, the CPU seconds (the fair figure on a shared machine), and the peak memory the call
+allocated (tracemalloc, a separate run).
 
     python3 bench/email_mailable.py                        # 100,000 and 1,000,000 contacts
     python3 bench/email_mailable.py --contacts 100000 --runs 5
