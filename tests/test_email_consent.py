@@ -269,3 +269,20 @@ def test_a_bad_address_or_reason_is_not_suppressed() -> None:
     with pytest.raises(ValidationFailed, match="not a reason"):
         consent.suppress("a@example.com", "because")
     assert not Suppression.objects.exists()
+
+
+def test_merging_two_contacts_keeps_the_latest_choice_per_type_and_both_ledgers() -> None:
+    from embudo.crm.actions import merge_contacts
+
+    kind = newsletter()
+    primary, duplicate = make_contact(), make_contact()
+    with freezegun.freeze_time("2026-01-01"):
+        consent.subscribe(primary, kind, source="import")
+    with freezegun.freeze_time("2026-02-01"):
+        consent.subscribe(duplicate, kind, source="import")
+        consent.unsubscribe(duplicate, kind, source="one_click")
+
+    merge_contacts(primary, duplicate)
+
+    assert status(primary, kind) == SubscriptionStatus.UNSUBSCRIBED
+    assert ConsentRecord.objects.filter(contact=primary).count() == 3

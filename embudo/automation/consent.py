@@ -464,6 +464,18 @@ def set_type_forms(
         )
 
 
+def before_merge(primary: Contact, duplicate: Contact) -> None:
+    """Two contacts becoming one keep one state per type: the latest choice of the two (a
+    subscription and a later unsubscribe make an unsubscribe). Their ledgers both move over."""
+    mine = {s.subscription_type_id: s for s in Subscription.objects.filter(contact=primary)}
+    for theirs in Subscription.objects.filter(contact=duplicate, subscription_type_id__in=mine):
+        kept = mine[theirs.subscription_type_id]
+        if theirs.changed_at > kept.changed_at:
+            kept.status, kept.changed_at = theirs.status, theirs.changed_at
+            kept.save(update_fields=["status", "changed_at"])
+        theirs.delete()
+
+
 # -- the suppression list -----------------------------------------------------------------------
 
 
