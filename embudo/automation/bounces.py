@@ -64,7 +64,7 @@ def record_bounce(target: int | str, kind: str, detail: str = "") -> BounceOutco
         delivery: Delivery | None = None
         if isinstance(target, int):
             delivery = (
-                Delivery.objects.select_for_update()
+                Delivery.objects.select_for_update(of=("self",))
                 .select_related("contact")
                 .filter(pk=target)
                 .first()

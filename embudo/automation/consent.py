@@ -118,7 +118,7 @@ def subscribe(
     pending = subscription_type.double_opt_in and source in UNPROVEN_SOURCES
     with transaction.atomic():
         current = (
-            Subscription.objects.select_for_update()
+            Subscription.objects.select_for_update(of=("self",))
             .filter(contact=contact, subscription_type=subscription_type)
             .first()
         )
@@ -212,7 +212,7 @@ def confirm(token: str, *, ip: str | None = None) -> Subscription:
     confirmation = links.read_confirmation(token)
     with transaction.atomic():
         subscription = (
-            Subscription.objects.select_for_update()
+            Subscription.objects.select_for_update(of=("self",))
             .select_related("contact", "subscription_type")
             .filter(
                 contact_id=confirmation.contact_id,
@@ -272,7 +272,7 @@ def unsubscribe(
             changed = _unsubscribe_all(contact)
         else:
             current = (
-                Subscription.objects.select_for_update()
+                Subscription.objects.select_for_update(of=("self",))
                 .filter(contact=contact, subscription_type=subscription_type)
                 .first()
             )
@@ -518,7 +518,9 @@ def unsuppress(email: str, *, actor: Actor = None) -> bool:
     choice: only the contact takes it back (the preference page), never a user."""
     address = (email or "").strip().lower()
     with transaction.atomic():
-        suppression = Suppression.objects.select_for_update().filter(email=address).first()
+        suppression = (
+            Suppression.objects.select_for_update(of=("self",)).filter(email=address).first()
+        )
         if suppression is None:
             return False
         if suppression.reason == SuppressionReason.UNSUBSCRIBED:

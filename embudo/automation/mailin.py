@@ -13,6 +13,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from embudo.automation import bounces, links
 
@@ -36,7 +37,7 @@ class BounceHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
-        outcomes = await sync_to_async(bounces.process_bounce_message, thread_sensitive=True)(
+        outcomes = await sync_to_async(_process, thread_sensitive=True)(
             raw, list(envelope.rcpt_tos)
         )
         for outcome in outcomes:
@@ -48,6 +49,15 @@ class BounceHandler:
                 " (suppressed)" if outcome.suppressed else "",
             )
         return "250 OK"
+
+
+def _process(raw: bytes, recipients: list[str]) -> list[bounces.BounceOutcome]:
+    # A long-running server thread: a fresh database connection per message, closed after it,
+    # as a web request has (bounces are few; a stale connection would be worse).
+    try:
+        return bounces.process_bounce_message(raw, recipients)
+    finally:
+        connection.close()
 
 
 def controller(host: str, port: int) -> Controller:
