@@ -72,6 +72,9 @@ class Config:
     # Where `embudo mail-in` listens for bounce messages (SMTP).
     mail_in_host: str = "127.0.0.1"
     mail_in_port: int = 2525
+    # The shared secret ("user:password") a provider's webhooks authenticate with through
+    # django-anymail; empty: no provider webhook is served.
+    anymail_webhook_secret: str = ""
 
     @property
     def uses_postgres(self) -> bool:
@@ -94,6 +97,16 @@ def _secret_key(data_dir: Path) -> str:
     key_file.write_text(key)
     key_file.chmod(0o600)
     return key
+
+
+def _webhook_secret() -> str:
+    raw = os.environ.get("EMBUDO_ANYMAIL_WEBHOOK_SECRET") or ""
+    if raw and ":" not in raw:
+        raise ConfigError(
+            "EMBUDO_ANYMAIL_WEBHOOK_SECRET must be written user:password (the basic "
+            "authentication the provider's webhook sends)"
+        )
+    return raw
 
 
 def load() -> Config:
@@ -121,4 +134,5 @@ def load() -> Config:
         soft_bounce_limit=_int("EMBUDO_SOFT_BOUNCE_LIMIT", 3, minimum=1),
         mail_in_host=os.environ.get("EMBUDO_MAIL_IN_HOST") or "127.0.0.1",
         mail_in_port=_int("EMBUDO_MAIL_IN_PORT", 2525, minimum=1),
+        anymail_webhook_secret=_webhook_secret(),
     )

@@ -3,12 +3,14 @@ limit in a row; DSNs reach `embudo mail-in` over real SMTP; provider webhooks th
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import socket
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import include, path
 
 from embudo.automation import bounces, consent, links, mailin
 from embudo.automation.mailability import mailable
@@ -236,3 +238,53 @@ def test_an_anymail_complaint_with_only_an_address_unsubscribes_the_contact() ->
 
     assert Suppression.objects.get(email=contact.email).reason == "complaint"
     assert ConsentRecord.objects.filter(contact=contact, source="complaint").exists()
+
+
+# A URL configuration with the provider webhooks mounted, as EMBUDO_ANYMAIL_WEBHOOK_SECRET does.
+urlpatterns = [
+    path("anymail/", include("anymail.urls")),
+    path("", include("embudo.urls")),
+]
+
+
+@pytest.mark.urls("tests.test_email_bounces")
+@override_settings(ANYMAIL={"WEBHOOK_SECRET": "embudo:s3cret"})
+def test_a_providers_bounce_webhook_suppresses_the_address_over_http() -> None:
+    contact = make_contact()
+    delivery = make_delivery(contact)
+    event = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Email": contact.email,
+        "Description": "The server was unable to deliver your message",
+        "Metadata": {"embudo_delivery": str(delivery.pk)},
+        "BouncedAt": "2026-12-06T10:00:00Z",
+    }
+    url = "/anymail/postmark/tracking/"
+    auth = "Basic " + base64.b64encode(b"embudo:s3cret").decode()
+
+    forged = Client().post(url, event, content_type="application/json")
+    response = Client().post(url, event, content_type="application/json", HTTP_AUTHORIZATION=auth)
+
+    assert forged.status_code in (400, 401, 403)
+    assert response.status_code == 200
+    assert Suppression.objects.get(email=contact.email).reason == "hard_bounce"
+    assert Bounce.objects.get().delivery == delivery
+
+
+def test_a_webhook_secret_without_a_password_is_a_clear_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from embudo import config
+
+    monkeypatch.setenv("EMBUDO_ANYMAIL_WEBHOOK_SECRET", "justaword")
+    with pytest.raises(config.ConfigError, match="EMBUDO_ANYMAIL_WEBHOOK_SECRET must be"):
+        config.load()
+
+
+def test_mail_in_refuses_a_port_out_of_range() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="not a port number"):
+        call_command("mail-in", "--port", "70000")

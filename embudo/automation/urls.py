@@ -1,12 +1,13 @@
 """The automation app's pages (under /email/) and the public links messages carry (under /e/)."""
 
-from django.urls import URLPattern, path
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, include, path
 
 from embudo.automation import consent_views
 
 app_name = "automation"
 
-urlpatterns: list[URLPattern] = [
+urlpatterns: list[URLPattern | URLResolver] = [
     # consent: the public links a message carries (signed; see links.py)
     path("e/u/<int:delivery>/<str:signature>/", consent_views.unsubscribe, name="unsubscribe"),
     path("e/p/<int:contact>/<str:signature>/", consent_views.preferences, name="preferences"),
@@ -34,3 +35,8 @@ urlpatterns: list[URLPattern] = [
         name="contact_subscriptions",
     ),
 ]
+
+# consent: a provider's bounce and complaint webhooks (django-anymail's tracking signal reaches
+# bounces.anymail_tracking), served only once their secret is configured.
+if settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    urlpatterns.append(path("anymail/", include("anymail.urls")))
