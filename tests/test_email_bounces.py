@@ -274,10 +274,11 @@ def test_a_providers_bounce_webhook_suppresses_the_address_over_http() -> None:
 
 
 def test_a_webhook_secret_without_a_password_is_a_clear_configuration_error(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     from embudo import config
 
+    monkeypatch.setenv("EMBUDO_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EMBUDO_ANYMAIL_WEBHOOK_SECRET", "justaword")
     with pytest.raises(config.ConfigError, match="EMBUDO_ANYMAIL_WEBHOOK_SECRET must be"):
         config.load()
