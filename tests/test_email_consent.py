@@ -286,3 +286,37 @@ def test_merging_two_contacts_keeps_the_latest_choice_per_type_and_both_ledgers(
 
     assert status(primary, kind) == SubscriptionStatus.UNSUBSCRIBED
     assert ConsentRecord.objects.filter(contact=primary).count() == 3
+
+
+def test_the_confirmation_reaches_a_real_mail_server_from_the_brand_sender(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.test import override_settings
+
+    from embudo.automation.models import Brand
+    from tests.embudo_processes import MailSink
+
+    Brand.objects.update_or_create(
+        pk=1, defaults={"from_name": "Acme", "from_email": "news@acme.test"}
+    )
+    kind = newsletter(double_opt_in=True)
+    contact = make_contact()
+
+    with (
+        MailSink() as sink,
+        override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=sink.port,
+        ),
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            consent.subscribe(contact, kind, source="form")
+        (message,) = sink.wait_for(1)
+
+    assert message["To"] == contact.email
+    assert message["From"] == "Acme <news@acme.test>"
+    body = message.get_payload(decode=True).decode()
+    (token,) = re.findall(r"/e/confirm/([^/\s]+)/", body)
+    consent.confirm(token)
+    assert status(contact, kind) == SubscriptionStatus.SUBSCRIBED
