@@ -328,3 +328,16 @@ def test_a_forms_ticked_consent_box_subscribes_with_the_words_shown(
     )
     assert Subscription.objects.get().status == "pending"
     assert [m.to for m in mail.outbox] == [["new@example.com"]]
+
+
+def test_the_preference_page_of_a_contact_without_an_address_explains_and_writes_nothing() -> None:
+    contact = make_contact(email=None)
+    news = consent.create_subscription_type({"name": "News"})
+
+    response = Client().post(
+        links.preferences_path(contact.pk), {"action": "save", "subscription_type": [news.pk]}
+    )
+
+    assert response.status_code == 200
+    assert "no e-mail address" in response.content.decode()
+    assert not Subscription.objects.exists() and not ConsentRecord.objects.exists()

@@ -168,19 +168,15 @@ def preferences(request: HttpRequest, contact: int, signature: str) -> HttpRespo
     if person is None:
         return _bad_link(request)
     types = list(SubscriptionType.objects.filter(active=True))
-    saved = False
+    saved, problem = False, ""
     if request.method == "POST":
-        if request.POST.get("action") == "unsubscribe_all":
-            consent.unsubscribe(person, None, source=ConsentSource.PREFERENCES, ip=_ip(request))
+        try:
+            _save_preferences(request, person, types)
+        except (consent.ConsentError, ValidationFailed) as error:
+            with translation.override(_language(person)):
+                problem = str(error)
         else:
-            chosen = set(request.POST.getlist("subscription_type"))
-            wanted = {t.pk: str(t.pk) in chosen for t in types}
-            if any(wanted.values()):
-                consent.resubscribe(person, source=ConsentSource.PREFERENCES, ip=_ip(request))
-            consent.set_subscriptions(
-                person, wanted, source=ConsentSource.PREFERENCES, ip=_ip(request)
-            )
-        saved = True
+            saved = True
     states = dict(
         Subscription.objects.filter(contact=person).values_list("subscription_type_id", "status")
     )
@@ -213,12 +209,26 @@ def preferences(request: HttpRequest, contact: int, signature: str) -> HttpRespo
                 "contact": person,
                 "rows": rows,
                 "saved": saved,
+                "problem": problem,
                 "everything_off": everything_off,
                 "action": request.path,
             },
         )
 
     return _in_language(person, page)
+
+
+def _save_preferences(request: HttpRequest, person: Contact, types: list[SubscriptionType]) -> None:
+    """The page's choices, all or nothing."""
+    with transaction.atomic():
+        if request.POST.get("action") == "unsubscribe_all":
+            consent.unsubscribe(person, None, source=ConsentSource.PREFERENCES, ip=_ip(request))
+            return
+        chosen = set(request.POST.getlist("subscription_type"))
+        wanted = {t.pk: str(t.pk) in chosen for t in types}
+        if any(wanted.values()):
+            consent.resubscribe(person, source=ConsentSource.PREFERENCES, ip=_ip(request))
+        consent.set_subscriptions(person, wanted, source=ConsentSource.PREFERENCES, ip=_ip(request))
 
 
 @require_GET
