@@ -341,3 +341,14 @@ def test_the_preference_page_of_a_contact_without_an_address_explains_and_writes
     assert response.status_code == 200
     assert "no e-mail address" in response.content.decode()
     assert not Subscription.objects.exists() and not ConsentRecord.objects.exists()
+
+
+def test_a_sales_manager_reads_the_types_but_may_not_create_one(
+    client: Client, logged_in: Any
+) -> None:
+    logged_in("sales_manager")
+    url = reverse("automation:subscription_types")
+
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"name": "Sneaky"}).status_code == 403
+    assert not SubscriptionType.objects.exists()

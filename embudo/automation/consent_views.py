@@ -13,10 +13,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -284,7 +285,7 @@ def subscription_types(request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         if not request.user.has_perm("automation.add_subscriptiontype"):
-            raise Http404
+            raise PermissionDenied(_("Your role does not allow this."))
         try:
             created = consent.create_subscription_type(_type_data(request), actor=_actor(request))
         except ValidationFailed as failed:
@@ -382,7 +383,7 @@ def suppressions(request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         if not request.user.has_perm("automation.add_suppression"):
-            raise Http404
+            raise PermissionDenied(_("Your role does not allow this."))
         try:
             row, created = consent.suppress(
                 request.POST.get("email", ""),
