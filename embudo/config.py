@@ -71,6 +71,12 @@ class Config:
     bounce_domain: str
     # Soft bounces in a row after which an address is suppressed.
     soft_bounce_limit: int
+    # Where `embudo mail-in` listens for bounce messages (SMTP).
+    mail_in_host: str = "127.0.0.1"
+    mail_in_port: int = 2525
+    # The shared secret ("user:password") a provider's webhooks authenticate with through
+    # django-anymail; empty: no provider webhook is served.
+    anymail_webhook_secret: str = ""
 
     @property
     def uses_postgres(self) -> bool:
@@ -138,6 +144,16 @@ def _email_backend() -> str:
     )
 
 
+def _webhook_secret() -> str:
+    raw = os.environ.get("EMBUDO_ANYMAIL_WEBHOOK_SECRET") or ""
+    if raw and ":" not in raw:
+        raise ConfigError(
+            "EMBUDO_ANYMAIL_WEBHOOK_SECRET must be written user:password (the basic "
+            "authentication the provider's webhook sends)"
+        )
+    return raw
+
+
 def load() -> Config:
     data_dir = Path(os.environ.get("EMBUDO_DATA_DIR") or "embudo-data").resolve()
     database_url = os.environ.get("EMBUDO_DATABASE_URL") or None
@@ -162,4 +178,7 @@ def load() -> Config:
         public_url=(os.environ.get("EMBUDO_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         bounce_domain=os.environ.get("EMBUDO_BOUNCE_DOMAIN") or "localhost",
         soft_bounce_limit=_int("EMBUDO_SOFT_BOUNCE_LIMIT", 3, minimum=1),
+        mail_in_host=os.environ.get("EMBUDO_MAIL_IN_HOST") or "127.0.0.1",
+        mail_in_port=_int("EMBUDO_MAIL_IN_PORT", 2525, minimum=1),
+        anymail_webhook_secret=_webhook_secret(),
     )

@@ -459,6 +459,7 @@ def before_merge(primary: Any, duplicate: Any) -> None:
     """Inside a merge, before the duplicate's rows move to the primary: apps that keep one row
     per contact drop the duplicate's, so the move cannot collide (the merged contact is
     recomputed once the merge commits)."""
+    from embudo.automation import consent
     from embudo.predictive import actions as predictive
     from embudo.scoring import actions as scoring
     from embudo.segments import actions as segments
@@ -466,3 +467,4 @@ def before_merge(primary: Any, duplicate: Any) -> None:
     scoring.before_merge(primary, duplicate)
     segments.before_merge(primary, duplicate)
     predictive.before_merge(primary, duplicate)
+    consent.before_merge(primary, duplicate)

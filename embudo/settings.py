@@ -159,6 +159,10 @@ EMBUDO_MAX_IMPORT_BYTES = CONFIG.max_upload_mb * 1024 * 1024
 EMBUDO_PUBLIC_URL = CONFIG.public_url
 EMBUDO_BOUNCE_DOMAIN = CONFIG.bounce_domain
 EMBUDO_SOFT_BOUNCE_LIMIT = CONFIG.soft_bounce_limit
+EMBUDO_MAIL_IN_HOST = CONFIG.mail_in_host
+EMBUDO_MAIL_IN_PORT = CONFIG.mail_in_port
+# A provider's bounce and complaint webhooks (django-anymail), served under /anymail/ when set.
+ANYMAIL = {"WEBHOOK_SECRET": CONFIG.anymail_webhook_secret}
 
 LOGGING = {
     "version": 1,

@@ -571,7 +571,7 @@ def test_unknown_kind_lists_the_kinds(tmp_path: Path) -> None:
     message, _err = refused("leads", path)
 
     assert "unknown kind 'leads'" in message
-    assert "companies, contacts" in message
+    assert "companies, consent, contacts" in message
 
 
 def test_errors_file_holds_every_problem(tmp_path: Path) -> None:

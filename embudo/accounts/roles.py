@@ -145,6 +145,19 @@ for _role in (ADMIN, MARKETING):
     ROLE_PERMISSIONS[_role]["brand"] = ("view", "change")
 for _role in (SALES, SALES_MANAGER):
     ROLE_PERMISSIONS[_role].update({m: ("view",) for m in ("emailtemplate", "templateversion")})
+# E-mail consent (the automation app adds its models here). Marketing and admins keep the
+# subscription types and the suppression list; every role sees a contact's subscriptions and
+# consent ledger, and records what a contact asked for (a phone call's opt-out).
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update(
+        {"subscriptiontype": _ALL, "suppression": _ALL, "bounce": ("view",)}
+    )
+for _role in (SALES, SALES_MANAGER):
+    ROLE_PERMISSIONS[_role].update({"subscriptiontype": ("view",)})
+for _role in ROLES:
+    ROLE_PERMISSIONS[_role].update(
+        {"subscription": ("view", "add", "change"), "consentrecord": ("view",)}
+    )
 
 
 def sync_role_groups(**_: Any) -> None:

@@ -8,11 +8,21 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation and e-mail")
 
     def ready(self) -> None:
+        from anymail.signals import tracking
         from django.db.models.signals import post_migrate
 
         from embudo.accounts.roles import ADMIN, MARKETING, sync_role_groups
+        from embudo.automation.bounces import anymail_tracking
         from embudo.web.navigation import register
 
         # Roles get this app's permissions once its tables exist.
         post_migrate.connect(sync_role_groups, sender=self)
+        # Bounces and complaints a provider reports to its anymail webhook.
+        tracking.connect(anymail_tracking, dispatch_uid="embudo.automation.bounces")
         register("automation:templates", _("E-mail"), order=55, roles={ADMIN, MARKETING})
+        register(
+            "automation:subscription_types",
+            _("Subscriptions"),
+            order=72,
+            roles={ADMIN, MARKETING},
+        )

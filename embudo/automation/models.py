@@ -299,3 +299,48 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.state})"
+
+
+class BounceKind(models.TextChoices):
+    HARD = "hard", _("Hard bounce")
+    SOFT = "soft", _("Soft bounce")
+    COMPLAINT = "complaint", _("Spam complaint")
+
+
+class Bounce(models.Model):
+    """One bounce or complaint that came back for an address (through the VERP return path,
+    ``embudo mail-in`` or a provider's webhook): what the suppression list acts on."""
+
+    email = models.EmailField(max_length=254)
+    delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="bounces"
+    )
+    kind = models.CharField(max_length=16, choices=BounceKind.choices)
+    detail = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["email", "created_at"], name="bounce_email_at")]
+
+    def __str__(self) -> str:
+        return f"{self.email} {self.kind}"
+
+
+class FormSubscription(models.Model):
+    """A form whose consent checkbox, when ticked, subscribes the contact to a type."""
+
+    form = models.ForeignKey("tracking.Form", on_delete=models.CASCADE, related_name="+")
+    subscription_type = models.ForeignKey(
+        SubscriptionType, on_delete=models.CASCADE, related_name="forms"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["form", "subscription_type"], name="form_subscription_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.form_id} → {self.subscription_type_id}"

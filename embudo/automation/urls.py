@@ -1,27 +1,19 @@
 """The automation app's pages (under /email/) and the public links messages carry (under /e/)."""
 
-from django.urls import URLPattern, path
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, include, path
 
-from embudo.automation import views_consent_links, views_templates, views_tracking
+from embudo.automation import consent_views, views_templates, views_tracking
 
 app_name = "automation"
 
-urlpatterns: list[URLPattern] = [
-    # Public links a message carries.
+urlpatterns: list[URLPattern | URLResolver] = [
+    # Public links a message carries (signed; see links.py).
     path("e/o/<int:delivery>/<str:signature>", views_tracking.open_pixel, name="open"),
     path("e/c/<int:delivery>/<int:link>/<str:signature>", views_tracking.click, name="click"),
-    # Owned by the consent pages; here so the links a message carries can be made.
-    path(
-        "e/u/<int:delivery>/<str:signature>",
-        views_consent_links.unsubscribe,
-        name="unsubscribe",
-    ),
-    path(
-        "e/p/<int:contact>/<str:signature>",
-        views_consent_links.preferences,
-        name="preferences",
-    ),
-    path("e/confirm/<str:token>", views_consent_links.confirm, name="confirm"),
+    path("e/u/<int:delivery>/<str:signature>/", consent_views.unsubscribe, name="unsubscribe"),
+    path("e/p/<int:contact>/<str:signature>/", consent_views.preferences, name="preferences"),
+    path("e/confirm/<str:token>/", consent_views.confirm, name="confirm"),
     # Templates and the brand.
     path("email/brand/", views_templates.brand, name="brand"),
     path("email/templates/", views_templates.template_list, name="templates"),
@@ -42,4 +34,31 @@ urlpatterns: list[URLPattern] = [
         views_templates.template_test_send,
         name="template_test",
     ),
+    # Consent: subscription types, suppressions, a contact's subscriptions.
+    path(
+        "email/subscription-types/",
+        consent_views.subscription_types,
+        name="subscription_types",
+    ),
+    path(
+        "email/subscription-types/<int:type_id>/",
+        consent_views.subscription_type_edit,
+        name="subscription_type",
+    ),
+    path("email/suppressions/", consent_views.suppressions, name="suppressions"),
+    path(
+        "email/suppressions/<int:suppression_id>/remove/",
+        consent_views.suppression_remove,
+        name="suppression_remove",
+    ),
+    path(
+        "email/contacts/<int:contact_id>/subscriptions/",
+        consent_views.contact_subscriptions,
+        name="contact_subscriptions",
+    ),
 ]
+
+# A provider's bounce and complaint webhooks (django-anymail's tracking signal reaches
+# bounces.anymail_tracking), served only once their secret is configured.
+if settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    urlpatterns.append(path("anymail/", include("anymail.urls")))

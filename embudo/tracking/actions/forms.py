@@ -134,6 +134,11 @@ def _record_submission(
         outcome = record_events([event], source=EventSource.FORM)
         if outcome.rejected:
             raise ValidationFailed.one("form", outcome.errors[0]["reason"])
+        if consent and form.consent_text:
+            # E-mail consent: the ticked box subscribes to the types the form offers.
+            from embudo.automation.consent import subscribe_from_form
+
+            subscribe_from_form(contact, form.pk, form.consent_text)
     return Submission(
         contact=contact, created=created, event_id=str(uuid.UUID(outcome.event_ids[0]))
     )
