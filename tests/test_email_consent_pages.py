@@ -280,7 +280,7 @@ def test_the_contact_page_shows_and_changes_subscriptions_in_the_ledger(
         reverse("automation:contact_subscriptions", args=[contact.pk]),
         {"subscription_type": [str(news.pk)], "note": "Asked at the fair"},
     )
-    page = client.get(reverse("web:contact", args=[contact.pk]))
+    page = client.get(reverse("crm:contact", args=[contact.pk]))
 
     record = ConsentRecord.objects.get(contact=contact)
     assert (record.source, record.actor, record.text) == ("manual", user, "Asked at the fair")

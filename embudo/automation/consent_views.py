@@ -454,7 +454,7 @@ def contact_subscriptions(request: HttpRequest, contact_id: int) -> HttpResponse
     chosen = set(request.POST.getlist("subscription_type"))
     types = SubscriptionType.objects.filter(active=True)
     wanted = {t.pk: str(t.pk) in chosen for t in types}
-    target = reverse("web:contact", args=[contact.pk]) + "#subscriptions"
+    target = reverse("crm:contact", args=[contact.pk]) + "#subscriptions"
     try:
         changed = consent.set_subscriptions(
             contact,
