@@ -69,6 +69,8 @@ class Config:
     bounce_domain: str
     # Soft bounces in a row after which an address is suppressed.
     soft_bounce_limit: int
+    # Messages per minute a send may hand to one recipient domain (across every worker).
+    email_rate_per_domain: int
 
     @property
     def uses_postgres(self) -> bool:
@@ -116,4 +118,5 @@ def load() -> Config:
         public_url=(os.environ.get("EMBUDO_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         bounce_domain=os.environ.get("EMBUDO_BOUNCE_DOMAIN") or "localhost",
         soft_bounce_limit=_int("EMBUDO_SOFT_BOUNCE_LIMIT", 3, minimum=1),
+        email_rate_per_domain=_int("EMBUDO_EMAIL_RATE_PER_DOMAIN", 6000, minimum=1),
     )

@@ -158,6 +158,7 @@ EMBUDO_MAX_IMPORT_BYTES = CONFIG.max_upload_mb * 1024 * 1024
 EMBUDO_PUBLIC_URL = CONFIG.public_url
 EMBUDO_BOUNCE_DOMAIN = CONFIG.bounce_domain
 EMBUDO_SOFT_BOUNCE_LIMIT = CONFIG.soft_bounce_limit
+EMBUDO_EMAIL_RATE_PER_DOMAIN = CONFIG.email_rate_per_domain
 
 LOGGING = {
     "version": 1,
