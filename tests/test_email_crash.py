@@ -43,12 +43,15 @@ KILLS = [("claimed", 1), ("body", 3), ("sending", 3), ("dot", 3), ("replied", 3)
 
 
 def test_a_worker_killed_at_any_step_never_sends_a_message_twice(tmp_path: Path) -> None:
-    with CountingSMTP() as smtp, embudo_environment(
-        tmp_path,
-        "sendcrash",
-        EMBUDO_EMAIL_HOST="127.0.0.1",
-        EMBUDO_EMAIL_PORT=str(smtp.port),
-    ) as env:
+    with (
+        CountingSMTP() as smtp,
+        embudo_environment(
+            tmp_path,
+            "sendcrash",
+            EMBUDO_EMAIL_HOST="127.0.0.1",
+            EMBUDO_EMAIL_PORT=str(smtp.port),
+        ) as env,
+    ):
         run_ok(env, "migrate", "-v0")
         run_ok(env, "shell", "-c", SETUP)
         outcomes = {}

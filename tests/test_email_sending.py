@@ -66,7 +66,7 @@ def test_a_send_mails_every_recipient_once_and_finishes(smtp: CountingSMTP) -> N
     message = next(m for m in smtp.messages if m["Message-ID"] == delivery.message_id)
     assert message["Subject"] == f"Hello {delivery.contact.first_name}"
     assert "Acme news" in message["From"]
-    mail_from, to = next(e for e in smtp.envelopes if e[1] == [delivery.email])
+    mail_from, _to = next(e for e in smtp.envelopes if e[1] == [delivery.email])
     assert mail_from == links.return_path(delivery.pk)
     assert links.read_return_path(mail_from) == delivery.pk
 
@@ -135,7 +135,7 @@ def test_a_send_that_would_mail_nobody_is_refused_and_writes_nothing() -> None:
     segments.add_members(audience, [nobody.pk])
     send = sending.create_send(template=make_template(), segment=audience, actor=None)
 
-    with pytest.raises(sending.SendError, match="would mail nobody.*no e-mail address: 1") as err:
+    with pytest.raises(sending.SendError, match=r"would mail nobody.*no e-mail address: 1") as err:
         sending.start_send(send, actor=None)
 
     assert err.value.code == "no_recipients"
