@@ -609,6 +609,12 @@ class Courier:
         if not self.open or getattr(self.backend, "connection", None) is None:
             try:
                 self.backend.open()
+                if self.backend.connection.sock is not None:
+                    # The final "." goes out alone, right after the body: without NODELAY,
+                    # Nagle's algorithm holds it for the server's delayed ACK (40 ms a message).
+                    self.backend.connection.sock.setsockopt(
+                        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                    )
                 self.backend.connection.ehlo_or_helo_if_needed()
             except (OSError, smtplib.SMTPException) as error:
                 self.backend.connection = None
