@@ -15,6 +15,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from embudo.analytics.api import router as analytics_router
 from embudo.api_access import ApiError, BearerKey, Session, error_response
+from embudo.automation.api_sends import router as email_sends_router
 from embudo.crm.api import router as crm_router
 from embudo.deals.api import router as deals_router
 from embudo.errors import ValidationFailed
@@ -141,5 +142,6 @@ for router in (
     predictive_router,
     handoff_router,
     analytics_router,
+    email_sends_router,
 ):
     api.add_router("/", router)

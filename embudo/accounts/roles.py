@@ -136,6 +136,12 @@ for _role in (ADMIN, MARKETING):
     ROLE_PERMISSIONS[_role]["cost"] = _ALL
 ROLE_PERMISSIONS[SALES_MANAGER]["cost"] = ("view",)
 
+# E-mail sends (the automation app adds its models here). Marketing and admins run broadcasts;
+# sales managers follow them; deliveries are read by whoever reads the sends.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update({"send": _ALL, "delivery": ("view",)})
+ROLE_PERMISSIONS[SALES_MANAGER].update({"send": ("view",), "delivery": ("view",)})
+
 
 def sync_role_groups(**_: Any) -> None:
     """Create the role groups and give them exactly their permissions (runs after migrate)."""

@@ -210,6 +210,11 @@ def _audience_contacts(send: Send) -> QuerySet[Contact]:
     return Contact.objects.filter(segment_queries.segment_q(send.segment))
 
 
+def preview_of(template: EmailTemplate | int | str, segment: Segment | int | str) -> Audience:
+    """What starting a send of ``template`` to ``segment`` would do, before creating it."""
+    return preview(Send(template=_template(template), segment=_segment(segment)))
+
+
 def preview(send: Send) -> Audience:
     """How many contacts starting ``send`` would mail and how many it would skip, and why."""
     result = mailability.mailable(_audience_contacts(send), send.template.subscription_type)
