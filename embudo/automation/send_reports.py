@@ -4,13 +4,19 @@ funnel moves of its recipients after it, the conversions and revenue attribution
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
 
+from embudo.analytics import attribution
 from embudo.automation.models import Delivery, DeliveryState, Send
+from embudo.automation.sending import skip_reason_label
+from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition
+from embudo.tracking.models import Channel
 
 
 @dataclass
@@ -81,3 +87,78 @@ def skip_reasons(send: Send) -> dict[str, int]:
         .order_by("-n")
     )
     return {reason: n for reason, n in rows}
+
+
+def contact_deliveries(contact: Contact, limit: int = 200) -> list[Delivery]:
+    """A contact's messages for the timeline, newest first: those sent (or that failed,
+    bounced or were skipped), each with its skip reason in words."""
+    rows = list(
+        Delivery.objects.filter(contact=contact)
+        .exclude(state__in=(DeliveryState.QUEUED, DeliveryState.CLAIMED))
+        .select_related("send", "version__template")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    for delivery in rows:
+        delivery.skip_reason_label = skip_reason_label(delivery.skip_reason)  # type: ignore[attr-defined]
+    return rows
+
+
+@dataclass
+class FunnelEffect:
+    """What the recipients did in the funnel within ``days`` of their message."""
+
+    days: int
+    recipients: int
+    mql: int
+    sql: int
+    customers: int
+    #: the e-mail channel's credit in attribution over the send's window (linear model)
+    attributed_conversions: float | None
+    attributed_revenue: float | None
+    currency: str
+
+
+def funnel_effect(send: Send, days: int = 30) -> FunnelEffect:
+    """Recipients who became MQL, SQL or customer within ``days`` of the message they were sent
+    (one query, an EXISTS per stage), and what the attribution engine credits the ``email``
+    channel with for the conversions in the send's window."""
+    sent = Delivery.objects.filter(send=send, state=DeliveryState.SENT, contact__isnull=False)
+    window = dt.timedelta(days=days)
+
+    def became(stage: str) -> Exists:
+        return Exists(
+            LifecycleTransition.objects.filter(
+                contact=OuterRef("contact"),
+                to_stage=stage,
+                changed_at__gte=OuterRef("sent_at"),
+                changed_at__lt=OuterRef("sent_at") + window,
+            )
+        )
+
+    counted = sent.aggregate(
+        recipients=Count("id"),
+        mql=Count("id", filter=Q(became(LifecycleStage.MQL))),
+        sql=Count("id", filter=Q(became(LifecycleStage.SQL))),
+        customers=Count("id", filter=Q(became(LifecycleStage.CUSTOMER))),
+    )
+    conversions: float | None = None
+    revenue: float | None = None
+    currency = ""
+    if send.started_at is not None:
+        start = timezone.localdate(send.started_at)
+        result = attribution.attribution(
+            attribution.AttributionRequest(
+                date_from=start, date_to=start + window, models=("linear",)
+            )
+        )
+        currency = result.currency
+        row = next((r for r in result.rows if r.key == Channel.EMAIL), None)
+        conversions = row.credit["linear"].conversions if row else 0.0
+        revenue = row.credit["linear"].revenue if row else 0.0
+    return FunnelEffect(
+        days=days,
+        attributed_conversions=conversions,
+        attributed_revenue=revenue,
+        currency=currency,
+        **{k: int(v or 0) for k, v in counted.items()},
+    )
