@@ -344,3 +344,27 @@ def test_without_an_smtp_backend_messages_go_through_the_configured_backend(
         Delivery.objects.filter(send=send).values_list("email", flat=True)
     )
     assert states(send) == {DeliveryState.SENT: 3}
+
+
+def test_a_batch_interrupted_by_an_error_goes_back_to_the_queue_at_once(
+    smtp: CountingSMTP, monkeypatch: Any
+) -> None:
+    send = started(4)
+    real = sending.Courier.deliver
+    calls: list[int] = []
+
+    def failing(self: Any, delivery: Any) -> str:
+        calls.append(delivery.pk)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return real(self, delivery)
+
+    monkeypatch.setattr(sending.Courier, "deliver", failing)
+
+    with pytest.raises(RuntimeError):
+        sending.deliver(send.pk)
+
+    assert states(send) == {DeliveryState.SENT: 1, DeliveryState.QUEUED: 3}
+    monkeypatch.setattr(sending.Courier, "deliver", real)
+    sending.deliver(send.pk)
+    assert sorted(smtp.received.values()) == [1] * 4

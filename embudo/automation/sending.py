@@ -818,6 +818,11 @@ def deliver(send_id: int, *, seconds: float = TASK_SECONDS) -> Run:
                     break
     finally:
         courier.close()
+        # A batch left unfinished (an error, a pause) goes back now, not at the lease's end.
+        unfinished = Delivery.objects.filter(
+            send_id=send_id, state=DeliveryState.CLAIMED, claim=token
+        ).values_list("pk", flat=True)
+        _release(list(unfinished), token)
     _follow_up(send_id, run)
     return run
 
