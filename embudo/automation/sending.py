@@ -68,6 +68,7 @@ from embudo.crm.models import Contact
 from embudo.db.bulk import insert_rows
 from embudo.errors import EmbudoError
 from embudo.segments import queries as segment_queries
+from embudo.segments.conditions import ConditionError
 from embudo.segments.models import Segment
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,14 @@ def _audience_contacts(send: Send) -> QuerySet[Contact]:
         raise SendError(
             "no_audience", _("The send has no segment or list to mail (it was deleted).")
         )
-    return Contact.objects.filter(segment_queries.segment_q(send.segment))
+    try:
+        return Contact.objects.filter(segment_queries.segment_q(send.segment))
+    except ConditionError as error:
+        raise SendError(
+            "invalid_segment",
+            _("The segment %(s)s's conditions no longer hold: %(e)s")
+            % {"s": send.segment, "e": error},
+        ) from None
 
 
 def preview_of(template: EmailTemplate | int | str, segment: Segment | int | str) -> Audience:
@@ -235,7 +243,8 @@ def start_send(send: Send, *, actor: Actor) -> Send:
     and queue the delivery tasks. Refused when nobody would be mailed, when the brand has no
     postal address, or when the template has no version."""
     with transaction.atomic():
-        send = Send.objects.select_for_update().select_related("template").get(pk=send.pk)
+        locked = Send.objects.select_for_update(of=("self",)).select_related("template")
+        send = locked.get(pk=send.pk)
         if send.state != SendState.DRAFT:
             raise SendError(
                 "not_draft",
@@ -271,6 +280,8 @@ def start_send(send: Send, *, actor: Actor) -> Send:
         people = contacts.values_list("pk", "language", "email").iterator(chunk_size=5000)
         languages = list(version.compiled)
         for pk, language, email in people:
+            if pk not in decided.mailable and pk not in decided.refused:
+                continue  # joined the segment a moment ago, after the audience was decided
             address = decided.mailable.get(pk)
             reason = "" if address else decided.refused.get(pk, "no_address")
             shown = address or (email or "")
