@@ -148,6 +148,7 @@ def test_the_pages_speak_spanish(client: Client, world: Any) -> None:
     assert "Envíos de e-mail" in page and "Nuevo envío" in page
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_starting_a_send_in_the_browser(
     page: Any, live_server: Any, browser_login: Any, settings: Any
