@@ -16,6 +16,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from embudo.analytics.api import router as analytics_router
 from embudo.api_access import ApiError, BearerKey, Session, error_response
 from embudo.automation.api_consent import router as consent_router
+from embudo.automation.api_sends import router as email_sends_router
 from embudo.automation.api_templates import router as email_templates_router
 from embudo.crm.api import router as crm_router
 from embudo.deals.api import router as deals_router
@@ -145,5 +146,6 @@ for router in (
     analytics_router,
     email_templates_router,
     consent_router,
+    email_sends_router,
 ):
     api.add_router("/", router)

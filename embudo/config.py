@@ -71,6 +71,8 @@ class Config:
     bounce_domain: str
     # Soft bounces in a row after which an address is suppressed.
     soft_bounce_limit: int
+    # Messages per minute a send may hand to one recipient domain (across every worker).
+    email_rate_per_domain: int
     # Where `embudo mail-in` listens for bounce messages (SMTP).
     mail_in_host: str = "127.0.0.1"
     mail_in_port: int = 2525
@@ -181,4 +183,5 @@ def load() -> Config:
         mail_in_host=os.environ.get("EMBUDO_MAIL_IN_HOST") or "127.0.0.1",
         mail_in_port=_int("EMBUDO_MAIL_IN_PORT", 2525, minimum=1),
         anymail_webhook_secret=_webhook_secret(),
+        email_rate_per_domain=_int("EMBUDO_EMAIL_RATE_PER_DOMAIN", 6000, minimum=1),
     )

@@ -163,6 +163,7 @@ EMBUDO_MAIL_IN_HOST = CONFIG.mail_in_host
 EMBUDO_MAIL_IN_PORT = CONFIG.mail_in_port
 # A provider's bounce and complaint webhooks (django-anymail), served under /anymail/ when set.
 ANYMAIL = {"WEBHOOK_SECRET": CONFIG.anymail_webhook_secret}
+EMBUDO_EMAIL_RATE_PER_DOMAIN = CONFIG.email_rate_per_domain
 
 LOGGING = {
     "version": 1,

@@ -158,6 +158,11 @@ for _role in ROLES:
     ROLE_PERMISSIONS[_role].update(
         {"subscription": ("view", "add", "change"), "consentrecord": ("view",)}
     )
+# E-mail sends (the automation app adds its models here). Marketing and admins run broadcasts;
+# sales managers follow them; deliveries are read by whoever reads the sends.
+for _role in (ADMIN, MARKETING):
+    ROLE_PERMISSIONS[_role].update({"send": _ALL, "delivery": ("view",)})
+ROLE_PERMISSIONS[SALES_MANAGER].update({"send": ("view",), "delivery": ("view",)})
 
 
 def sync_role_groups(**_: Any) -> None:

@@ -11,7 +11,7 @@ class AutomationConfig(AppConfig):
         from anymail.signals import tracking
         from django.db.models.signals import post_migrate
 
-        from embudo.accounts.roles import ADMIN, MARKETING, sync_role_groups
+        from embudo.accounts.roles import ADMIN, MARKETING, SALES_MANAGER, sync_role_groups
         from embudo.automation.bounces import anymail_tracking
         from embudo.web.navigation import register
 
@@ -19,7 +19,10 @@ class AutomationConfig(AppConfig):
         post_migrate.connect(sync_role_groups, sender=self)
         # Bounces and complaints a provider reports to its anymail webhook.
         tracking.connect(anymail_tracking, dispatch_uid="embudo.automation.bounces")
-        register("automation:templates", _("E-mail"), order=55, roles={ADMIN, MARKETING})
+        register(
+            "automation:sends", _("E-mail sends"), order=55, roles={ADMIN, MARKETING, SALES_MANAGER}
+        )
+        register("automation:templates", _("E-mail templates"), order=56, roles={ADMIN, MARKETING})
         register(
             "automation:subscription_types",
             _("Subscriptions"),

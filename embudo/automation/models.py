@@ -264,6 +264,8 @@ class Delivery(models.Model):
         Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
     email = models.EmailField(max_length=254)
+    # The part of the address after the @: the per-domain rate limit counts by it.
+    domain = models.CharField(max_length=253, blank=True, default="")
     language = models.CharField(max_length=8, default="en")
     state = models.CharField(
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.QUEUED
@@ -295,6 +297,7 @@ class Delivery(models.Model):
             models.Index(fields=["send", "state", "id"], name="delivery_send_state"),
             models.Index(fields=["state", "retry_at"], name="delivery_state_retry"),
             models.Index(fields=["contact", "created_at"], name="delivery_contact"),
+            models.Index(fields=["domain", "claimed_at"], name="delivery_domain_claimed"),
         ]
 
     def __str__(self) -> str:

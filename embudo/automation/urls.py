@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, include, path
 
-from embudo.automation import consent_views, views_templates, views_tracking
+from embudo.automation import consent_views, send_views, views_templates, views_tracking
 
 app_name = "automation"
 
@@ -34,6 +34,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
         views_templates.template_test_send,
         name="template_test",
     ),
+    # Sends.
+    path("email/sends/", send_views.send_list, name="sends"),
+    path("email/sends/new/", send_views.send_new, name="send_new"),
+    path("email/sends/<int:send_id>/", send_views.send_detail, name="send"),
+    path("email/sends/<int:send_id>/pause/", send_views.send_pause, name="send_pause"),
+    path("email/sends/<int:send_id>/resume/", send_views.send_resume, name="send_resume"),
+    path("email/sends/<int:send_id>/cancel/", send_views.send_cancel, name="send_cancel"),
     # Consent: subscription types, suppressions, a contact's subscriptions.
     path(
         "email/subscription-types/",

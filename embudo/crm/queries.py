@@ -130,12 +130,13 @@ def lifecycle_history(contact: Contact) -> QuerySet[LifecycleTransition]:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: dt.datetime
-    kind: str  # "activity", "lifecycle", "event" or "touchpoint"
-    item: Any  # Activity, LifecycleTransition, tracking's Event or Touchpoint
+    kind: str  # "activity", "lifecycle", "event", "touchpoint" or "email"
+    item: Any  # Activity, LifecycleTransition, tracking's Event or Touchpoint, a Delivery
 
 
 def timeline(contact: Contact, limit: int = 200) -> list[TimelineEntry]:
     """Activities, lifecycle moves, events and touchpoints, newest first (one query each)."""
+    from embudo.automation.send_reports import contact_deliveries
     from embudo.tracking.queries import contact_events, contact_touchpoints
 
     entries = [
@@ -148,6 +149,10 @@ def timeline(contact: Contact, limit: int = 200) -> list[TimelineEntry]:
     entries += [TimelineEntry(e.occurred_at, "event", e) for e in contact_events(contact, limit)]
     entries += [
         TimelineEntry(t.occurred_at, "touchpoint", t) for t in contact_touchpoints(contact, limit)
+    ]
+    entries += [
+        TimelineEntry(d.sent_at or d.created_at, "email", d)
+        for d in contact_deliveries(contact, limit)
     ]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]

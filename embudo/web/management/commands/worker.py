@@ -59,6 +59,11 @@ class Command(BaseCommand):
         if max_tasks is not None and max_tasks < 1:
             raise CommandError("--max-tasks must be at least 1")
         verbosity = options["verbosity"]
+        # Claims left by a worker that died are released and its sends queued again before
+        # this worker takes any task (a dead worker's task is never run twice by the queue).
+        from embudo.automation.sending import recover
+
+        recover(resume=True)
         if backend_path == DATABASE_BACKEND:
             self.stdout.write(f"Embudo worker: database queue, queues {', '.join(queues)}")
             call_command(
