@@ -39,6 +39,7 @@ from embudo.accounts.actions import create_user, record_audit
 from embudo.accounts.models import AuditEntry
 from embudo.accounts.roles import ADMIN, MARKETING, SALES, SALES_MANAGER
 from embudo.analytics.demo import seed_costs
+from embudo.automation.demo import seed_email
 from embudo.crm.models import (
     Activity,
     ActivityKind,
@@ -285,6 +286,7 @@ def seed_contacts(ctx: SeedContext) -> None:
                 original_medium=medium,
                 original_campaign=rng.choice(campaigns),
                 properties=_properties(rng, company, reached),
+                language=language,
                 created_at=created,
                 updated_at=path[-1].at,
             )
@@ -491,6 +493,7 @@ STEPS: list[tuple[str, Step]] = [
     ("segments", seed_segments),
     ("handoff", seed_handoff),
     ("predictive", seed_predictive),
+    ("email", seed_email),
 ]
 
 
