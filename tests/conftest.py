@@ -15,6 +15,7 @@ from django.utils import translation
 
 from embudo import caches, pipeline
 from tests.factories import make_user
+from tests.mailroom import CountingSMTP
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -151,3 +152,14 @@ def browser_login(page: Any, live_server: Any) -> Callable[[Any], None]:
         )
 
     return login
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[CountingSMTP]:
+    """A real SMTP server on 127.0.0.1 that this test's mail goes to through Django's SMTP
+    backend: it keeps each message and envelope and counts what each recipient got."""
+    with CountingSMTP() as server:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = server.port
+        yield server

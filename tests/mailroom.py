@@ -4,13 +4,9 @@ server on 127.0.0.1 that counts what each recipient got and can answer like a re
 
 from __future__ import annotations
 
-import email
 import threading
 from collections import Counter
-from email.message import Message
 from typing import Any
-
-from aiosmtpd.controller import Controller
 
 from embudo.automation.models import (
     Brand,
@@ -22,7 +18,7 @@ from embudo.crm import actions as crm
 from embudo.crm.models import TransitionCause
 from embudo.segments import actions as segments
 from embudo.segments.models import Segment
-from tests.embudo_processes import free_port
+from tests.embudo_processes import MailSink
 
 SUBJECT = "Hello {{ contact.first_name|default:'there' }}"
 HTML = "<p>Hi {{ contact.first_name|default:'there' }}, news from {{ brand.name }}.</p>"
@@ -82,20 +78,19 @@ def make_audience(
     return audience
 
 
-class CountingSMTP:
-    """A real SMTP server on 127.0.0.1 that counts the messages each recipient got.
+class CountingSMTP(MailSink):
+    """The test SMTP server that also counts the messages each recipient got and keeps each
+    envelope (sender, recipients).
 
     ``answers`` maps an address to the replies its RCPT TO gets, one per attempt, before it is
     accepted (``["451 4.3.0 try later"]``: refused once, then taken)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.received: Counter[str] = Counter()
-        self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.answers: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -115,13 +110,10 @@ class CountingSMTP:
         with self._lock:
             for address in envelope.rcpt_tos:
                 self.received[address.lower()] += 1
-            self.messages.append(email.message_from_bytes(envelope.content))
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        await super().handle_DATA(server, session, envelope)
         return "250 2.0.0 Accepted"
 
     def __enter__(self) -> CountingSMTP:
-        self._controller.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._controller.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,16 +28,6 @@ from tests.mailroom import CountingSMTP, make_audience, make_brand
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[CountingSMTP]:
-    with CountingSMTP() as server:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = server.port
-        settings.EMBUDO_PUBLIC_URL = "http://testserver"
-        yield server
-
-
 def _html(message: Any) -> str:
     for part in message.walk():
         if part.get_content_type() == "text/html":
@@ -46,7 +35,10 @@ def _html(message: Any) -> str:
     raise AssertionError("the message has no HTML part")
 
 
-def test_a_template_sent_to_a_list_arrives_tracked_and_its_links_work(smtp: CountingSMTP) -> None:
+def test_a_template_sent_to_a_list_arrives_tracked_and_its_links_work(
+    smtp: CountingSMTP, settings: Any
+) -> None:
+    settings.EMBUDO_PUBLIC_URL = "http://testserver"
     from embudo.automation.models import SubscriptionType
 
     make_brand()

@@ -4,7 +4,6 @@ with back-off for temporary refusals, permanent ones failed, pause, resume and c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,15 +24,6 @@ from embudo.segments import actions as segments
 from tests.mailroom import CountingSMTP, make_audience, make_brand, make_template
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[CountingSMTP]:
-    with CountingSMTP() as server:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = server.port
-        yield server
 
 
 def started(count: int = 5, **audience: Any) -> Any:

@@ -4,11 +4,9 @@ real mail server, and keep the brand."""
 
 from __future__ import annotations
 
-import email
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from embudo.automation import links, rendering
 from embudo.automation.models import Brand, EmailTemplate, TemplateVersion
@@ -18,31 +16,6 @@ from tests.embudo_processes import free_port
 from tests.factories import make_contact
 
 pytestmark = pytest.mark.django_db
-
-
-class Envelopes:
-    """A real SMTP server on 127.0.0.1 keeping each message with its envelope sender."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], Any]] = []
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content)
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Any:
-    sink = Envelopes()
-    sink.controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = sink.port
-    yield sink
-    sink.controller.stop()
 
 
 def _form(**values: str) -> dict[str, str]:
@@ -130,7 +103,8 @@ def test_a_test_send_reaches_a_real_mail_server(client, logged_in, smtp):
         {"to": "me@example.com", "contact": str(contact.pk), "language": "es"},
     )
     assert response.status_code == 302
-    [(_sender, recipients, message)] = smtp.received
+    [(_sender, recipients)] = smtp.envelopes
+    [message] = smtp.messages
     assert recipients == ["me@example.com"]
     assert message["Subject"] == "[Test] Hola amigo"
     assert message.is_multipart()
@@ -144,7 +118,8 @@ def test_a_delivery_goes_out_from_its_return_path_with_the_brands_from(smtp):
     delivery = make_delivery(make_template(), make_contact(first_name="Lucía"))
     with get_connection() as connection:
         rendering.build_message(delivery, connection=connection).send()
-    [(sender, recipients, message)] = smtp.received
+    [(sender, recipients)] = smtp.envelopes
+    [message] = smtp.messages
     assert sender == links.return_path(delivery.pk)
     assert recipients == [delivery.email]
     assert message["From"] == "Acme <news@acme.test>"
@@ -281,7 +256,6 @@ def test_the_spanish_version_has_a_spanish_footer():
 
 
 def test_a_mail_server_that_is_not_there_is_reported_not_a_crash(client, logged_in, settings):
-    from tests.embudo_processes import free_port
 
     logged_in("marketing")
     template = make_template()
