@@ -9,14 +9,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, IntegerField, Min, OuterRef, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from embudo.analytics import attribution
+from embudo.automation.engagement import CLICK
 from embudo.automation.models import Delivery, DeliveryState, Send
 from embudo.automation.sending import skip_reason_label
 from embudo.crm.models import Contact, LifecycleStage, LifecycleTransition
-from embudo.tracking.models import Channel
+from embudo.tracking.models import Channel, Event
 
 
 @dataclass
@@ -101,6 +104,42 @@ def contact_deliveries(contact: Contact, limit: int = 200) -> list[Delivery]:
     for delivery in rows:
         delivery.skip_reason_label = skip_reason_label(delivery.skip_reason)  # type: ignore[attr-defined]
     return rows
+
+
+@dataclass(frozen=True)
+class LinkClicks:
+    """The clicks on one link of a send's message."""
+
+    #: the link's place in the message, counted from 0
+    link: int
+    #: where it leads (a personalised link leads to several places: the first in order)
+    url: str
+    clicks: int
+    #: how many contacts clicked it
+    contacts: int
+
+
+def clicks_by_link(send: Send) -> list[LinkClicks]:
+    """Each link of the send's message that was clicked, the most clicked-by-people first: one
+    grouped query over the ``email_click`` events (bots' clicks are ``email_bot_click`` events,
+    so they never count). The event type and the time bound use the events' (type, time) index;
+    the send is a JSON key of the event's properties, read alike on SQLite and PostgreSQL."""
+    rows = (
+        Event.objects.filter(type=CLICK, occurred_at__gte=send.created_at, properties__send=send.pk)
+        .values(link=Cast(KT("properties__link"), IntegerField()))
+        .annotate(url=Min("url"), clicks=Count("id"), contacts=Count("contact", distinct=True))
+        .order_by("-contacts", "-clicks", "link")
+    )
+    return [
+        LinkClicks(
+            link=int(row["link"]),
+            url=str(row["url"]),
+            clicks=int(row["clicks"]),
+            contacts=int(row["contacts"]),
+        )
+        for row in rows
+        if row["link"] is not None
+    ]
 
 
 @dataclass

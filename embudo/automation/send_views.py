@@ -118,6 +118,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
                 (sending.skip_reason_label(r), n)
                 for r, n in send_reports.skip_reasons(send).items()
             ],
+            "links": send_reports.clicks_by_link(send),
             "effect": send_reports.funnel_effect(send, days),
             "days": days,
             "day_choices": DAY_CHOICES,
