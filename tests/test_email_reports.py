@@ -17,6 +17,7 @@ from embudo.automation.models import ConsentSource, Delivery, DeliveryState, Sen
 from embudo.crm import actions as crm
 from embudo.crm.models import LifecycleStage, TransitionCause
 from tests.factories import make_user
+from tests.journeys import Deal, Touch, journey, person
 from tests.mailroom import make_audience, make_brand, make_template
 
 pytestmark = pytest.mark.django_db
@@ -200,6 +201,30 @@ def test_a_send_and_its_templates_report_count_the_same_way(two_sends: Send) -> 
     assert (send.recipients, send.mql, send.sql) == (2, 1, 0)
 
 
+def test_a_templates_report_has_the_revenue_attribution_credits_e_mail_with(
+    two_sends: Send,
+) -> None:
+    # A buyer who came only from e-mail, won a week after the first send: all of it is e-mail's.
+    assert two_sends.started_at is not None
+    start = two_sends.started_at
+    journey(
+        person(
+            email="buyer@example.org",
+            at=start,
+            stage="lead",
+            touches=[Touch("email", start + dt.timedelta(hours=1))],
+            deals=[
+                Deal("1500", opened=start + dt.timedelta(days=2), won=start + dt.timedelta(days=7))
+            ],
+        )
+    )
+
+    effect = send_reports.template_report(two_sends.template, days=30).effect
+
+    assert effect.attributed_conversions == 1.0
+    assert effect.attributed_revenue == 1500.0
+
+
 def test_a_template_never_sent_has_an_empty_report(settings: Any) -> None:
     report = send_reports.template_report(make_template("Draft only"), days=30)
 
@@ -261,3 +286,24 @@ def test_the_api_answers_a_templates_report(client: Client, two_sends: Send) -> 
     assert bad.status_code == 422
     assert bad.json()["error"]["fields"] == {"days": ["days must be from 1 to 365, not 0"]}
     assert missing.status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_both_reports_fit_a_phone_screen(
+    page: Any, live_server: Any, browser_login: Any, settings: Any
+) -> None:
+    send = _delivered(settings)
+    long_link = "https://example.com/" + "a-very-long-landing-page-address/" * 6 + "?utm_source=x"
+    _click(_sent(send)[0], 0, long_link)
+    browser_login(make_user("marketing"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+    page.goto(f"{live_server.url}/email/sends/{send.pk}/")
+    assert page.inner_text("[data-testid=link-contacts]") == "1"
+    assert page.evaluate(overflow) <= 0
+
+    page.goto(f"{live_server.url}/email/templates/{send.template.pk}/?days=7")
+    assert page.inner_text("[data-testid=report-delivered]") == "3"
+    assert page.evaluate(overflow) <= 0
