@@ -3,6 +3,7 @@ pause, resume and cancel it, and read its status."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.http import HttpRequest
@@ -44,6 +45,13 @@ class ProgressOut(Schema):
     percent: float
 
 
+class LinkOut(Schema):
+    link: int = Field(description="The link's place in the message, from 0.")
+    url: str = Field(description="Where it leads.")
+    clicks: int
+    contacts: int = Field(description="How many contacts clicked it.")
+
+
 class SendOut(Schema):
     id: int
     name: str
@@ -56,6 +64,11 @@ class SendOut(Schema):
     finished_at: str | None
     progress: ProgressOut
     skipped: dict[str, int] = Field(default_factory=dict, description="Skipped, by reason.")
+    links: list[LinkOut] = Field(
+        default_factory=list,
+        description="Clicks by link, most contacts first (bots' clicks not counted); "
+        "in the status of one send, not in the list.",
+    )
 
 
 class SendList(Schema):
@@ -85,6 +98,7 @@ def _data(send: Send, progress: send_reports.Progress, detail: bool = False) -> 
         "finished_at": _iso(send.finished_at),
         "progress": progress.as_dict(),
         "skipped": send_reports.skip_reasons(send) if detail else {},
+        "links": [asdict(row) for row in send_reports.clicks_by_link(send)] if detail else [],
     }
 
 

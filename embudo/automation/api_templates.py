@@ -12,7 +12,7 @@ from pydantic import Field
 
 from embudo.accounts.models import Scope
 from embudo.api_access import ApiError, Principal, allow
-from embudo.automation import authoring
+from embudo.automation import authoring, send_reports
 from embudo.automation.models import EmailTemplate, TemplateVersion
 from embudo.crm import queries as crm_queries
 from embudo.crm.schemas import Error
@@ -67,6 +67,32 @@ class TemplateOut(Schema):
     languages: list[str]
     content: dict[str, Any]
     updated_at: str
+
+
+class FunnelEffectOut(Schema):
+    days: int
+    recipients: int = Field(description="Contacts who were sent it.")
+    mql: int = Field(description="Recipients who became MQL within `days` of their message.")
+    sql: int
+    customers: int
+    attributed_conversions: float | None = Field(
+        description="The `email` channel's conversions (linear attribution) from the first "
+        "send's day to `days` after the last one's; null when nothing was sent."
+    )
+    attributed_revenue: float | None
+    currency: str
+
+
+class TemplateReportOut(Schema):
+    sends: int = Field(description="Started sends of the template.")
+    first_sent_at: str | None
+    last_sent_at: str | None
+    delivered: int
+    opened: int
+    clicked: int
+    unsubscribed: int
+    bounced: int
+    effect: FunnelEffectOut
 
 
 class TemplateList(Schema):
@@ -179,6 +205,26 @@ def preview_draft(request: HttpRequest, payload: DraftPreviewIn) -> Any:
 def get_template(request: HttpRequest, template_id: int) -> dict[str, Any]:
     allow(request, Scope.READ, VIEW)
     return _template_data(_template(template_id))
+
+
+@router.get(
+    "/email/templates/{template_id}/report",
+    response={200: TemplateReportOut, **ERRORS},
+    summary="A template's results across its sends",
+)
+def template_report(request: HttpRequest, template_id: int, days: int = 30) -> dict[str, Any]:
+    """Every started send of the template together: delivered, opened, clicked, unsubscribed,
+    bounced, the recipients who became MQL, SQL or customer within `days` (1 to 365) of their
+    message, and the conversions and revenue attribution credits e-mail with."""
+    allow(request, Scope.READ, VIEW)
+    template = _template(template_id)
+    if not 1 <= days <= 365:
+        problem = f"days must be from 1 to 365, not {days}"
+        raise ApiError(422, "validation_error", problem, {"days": [problem]})
+    report = send_reports.template_report(template, days).as_dict()
+    for moment in ("first_sent_at", "last_sent_at"):
+        report[moment] = report[moment].isoformat() if report[moment] else None
+    return report
 
 
 @router.patch("/email/templates/{template_id}", response={200: TemplateOut, **ERRORS})

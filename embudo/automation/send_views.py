@@ -23,8 +23,17 @@ from embudo.automation.models import EmailTemplate, Send
 from embudo.segments.models import Segment
 from embudo.web.access import role_required
 
-#: "Became MQL/SQL within N days" windows the report offers.
+#: "Became MQL/SQL within N days" windows the reports offer.
 DAY_CHOICES = (7, 14, 30, 60, 90)
+
+
+def days_asked(request: HttpRequest) -> int:
+    """The report window the page asks for (``?days=``); 30 unless it is one of the choices."""
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        return 30
+    return days if days in DAY_CHOICES else 30
 
 
 @require_GET
@@ -96,11 +105,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
     send = get_object_or_404(
         Send.objects.select_related("template", "segment", "version"), pk=send_id
     )
-    try:
-        days = int(request.GET.get("days", 30))
-    except ValueError:
-        days = 30
-    days = days if days in DAY_CHOICES else 30
+    days = days_asked(request)
     progress = send_reports.progress([send.pk])[send.pk]
     sent = progress.sent
     return render(
@@ -118,6 +123,7 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
                 (sending.skip_reason_label(r), n)
                 for r, n in send_reports.skip_reasons(send).items()
             ],
+            "links": send_reports.clicks_by_link(send),
             "effect": send_reports.funnel_effect(send, days),
             "days": days,
             "day_choices": DAY_CHOICES,

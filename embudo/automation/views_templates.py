@@ -17,8 +17,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_http_methods, require_POST
 
-from embudo.automation import authoring, rendering
+from embudo.automation import authoring, rendering, send_reports
 from embudo.automation.models import EmailTemplate, SubscriptionType, TemplateVersion
+from embudo.automation.send_views import DAY_CHOICES, days_asked
 from embudo.crm import queries as crm_queries
 from embudo.errors import ValidationFailed
 from embudo.web.access import acting_user, role_required
@@ -94,6 +95,7 @@ def _editor(
     versions = (
         template.versions.select_related("created_by").order_by("-number")[:50] if template else []
     )
+    days = days_asked(request)
     return render(
         request,
         "automation/editor.html",
@@ -105,6 +107,9 @@ def _editor(
             "subscription_types": SubscriptionType.objects.filter(active=True),
             "fields": [(name, _(label)) for name, label in PERSONAL_FIELDS],
             "versions": versions,
+            "report": send_reports.template_report(template, days) if template else None,
+            "days": days,
+            "day_choices": DAY_CHOICES,
             "can_change": request.user.has_perm("automation.change_emailtemplate"),
         },
         status=422 if errors else 200,
