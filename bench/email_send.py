@@ -31,20 +31,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 SETUP = """
-from embudo.automation.models import Brand, EmailTemplate, SubscriptionType, TemplateVersion
+from embudo.automation import authoring
+from embudo.automation.models import Brand, SubscriptionType
 from embudo.crm import actions as crm
 from embudo.segments import actions as segments
 Brand.objects.update_or_create(pk=1, defaults=dict(name="Bench", from_email="news@bench.test",
     from_name="Bench news", postal_address="Calle Mayor 1, 28013 Madrid"))
 kind = SubscriptionType.objects.create(key="news", name="News", opt_in_required=False)
-template = EmailTemplate.objects.create(name="Bench", subscription_type=kind)
-part = {{"subject": "Hello {{{{ contact.first_name|default:'there' }}}}",
-    "html": "<p>Hi {{{{ contact.first_name }}}}, from {{{{ brand.name }}}}.</p>" + "<p>x</p>" * 40,
-    "text": "Hi {{{{ contact.first_name }}}}, from {{{{ brand.name }}}}. " + "x " * 400}}
-version = TemplateVersion.objects.create(template=template, number=1, content={{"en": part}},
-    compiled={{"en": part}})
-template.current = version
-template.save()
+# Written as the editor writes it: compiled into the brand's layout, its three links tracked.
+body = ("<h1>Hi {{{{ contact.first_name|default:'there' }}}},</h1>"
+    + "<p>News from {{{{ brand.name }}}}: what changed this month, and why it matters.</p>" * 12
+    + '<p><a href="https://example.com/a?utm_source=news">One</a> '
+    + '<a href="https://example.com/b">Two</a> <a href="https://example.com/c">Three</a></p>')
+authoring.create_template(name="Bench", subscription_type=kind.pk, actor=None,
+    content={{"en": {{"subject": "Hello {{{{ contact.first_name|default:'there' }}}}",
+                      "preheader": "This month", "body": body}}}})
 audience = segments.create_segment({{"name": "Everyone", "kind": "static"}})
 for start in range(0, {recipients}, 10000):
     rows = [{{"email": f"p{{n}}@d{{n % {domains}}}.bench.test", "first_name": f"P{{n}}"}}
