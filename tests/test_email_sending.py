@@ -363,3 +363,12 @@ def test_a_batch_interrupted_by_an_error_goes_back_to_the_queue_at_once(
     monkeypatch.setattr(sending.Courier, "deliver", real)
     sending.deliver(send.pk)
     assert sorted(smtp.received.values()) == [1] * 4
+
+
+def test_skip_reasons_read_in_the_language_of_the_page() -> None:
+    from django.utils import translation
+
+    with translation.override("es"):
+        assert sending.skip_reason_label("not_subscribed") == "no suscrito"
+    with translation.override("en"):
+        assert sending.skip_reason_label("not_subscribed") == "not subscribed"

@@ -52,6 +52,7 @@ from django.db import transaction
 from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from embudo.accounts.actions import record_audit
 from embudo.accounts.actors import Actor
@@ -358,7 +359,11 @@ def _change_state(
     return send
 
 
-_VERBS = {"pause": _("paused"), "resume": _("resumed"), "cancel": _("cancelled")}
+_VERBS = {
+    "pause": gettext_lazy("paused"),
+    "resume": gettext_lazy("resumed"),
+    "cancel": gettext_lazy("cancelled"),
+}
 
 
 def pause_send(send: Send, *, actor: Actor) -> Send:
@@ -393,13 +398,13 @@ def cancel_send(send: Send, *, actor: Actor) -> Send:
 
 
 SKIP_REASONS = {
-    "no_address": _("no e-mail address"),
-    "invalid_address": _("invalid address"),
-    "suppressed": _("suppressed (bounced, complained or blocked)"),
-    "unsubscribed": _("unsubscribed"),
-    "not_subscribed": _("not subscribed"),
-    "pending_confirmation": _("waiting to confirm the subscription"),
-    "cancelled": _("send cancelled"),
+    "no_address": gettext_lazy("no e-mail address"),
+    "invalid_address": gettext_lazy("invalid address"),
+    "suppressed": gettext_lazy("suppressed (bounced, complained or blocked)"),
+    "unsubscribed": gettext_lazy("unsubscribed"),
+    "not_subscribed": gettext_lazy("not subscribed"),
+    "pending_confirmation": gettext_lazy("waiting to confirm the subscription"),
+    "cancelled": gettext_lazy("send cancelled"),
 }
 
 
