@@ -289,6 +289,22 @@ def test_the_contact_page_shows_and_changes_subscriptions_in_the_ledger(
     assert Subscription.objects.get(contact=contact).subscription_type == news
 
 
+def test_a_spanish_page_names_subscription_types_in_spanish(
+    client: Client, logged_in: Any
+) -> None:
+    logged_in("marketing")
+    contact = make_contact()
+    news = consent.create_subscription_type({"name": "Newsletter", "name_es": "Boletín"})
+    consent.subscribe(contact, news, source="manual")
+    client.cookies["django_language"] = "es"
+
+    page = client.get(reverse("crm:contact", args=[contact.pk])).content.decode()
+    listing = client.get(reverse("automation:subscription_type", args=[news.pk])).content.decode()
+
+    assert "Boletín" in page and "Newsletter" not in page
+    assert "<h1>Boletín</h1>" in listing
+
+
 # -- a form's consent box ---------------------------------------------------------------------
 
 

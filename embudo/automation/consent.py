@@ -195,15 +195,11 @@ def send_confirmation(contact_id: int, subscription_type_id: int) -> bool:
 
 def type_name(subscription_type: SubscriptionType) -> str:
     """The type's name in the active language."""
-    if translation.get_language() == "es" and subscription_type.name_es:
-        return subscription_type.name_es
-    return subscription_type.name
+    return subscription_type.localized_name
 
 
 def type_description(subscription_type: SubscriptionType) -> str:
-    if translation.get_language() == "es" and subscription_type.description_es:
-        return subscription_type.description_es
-    return subscription_type.description
+    return subscription_type.localized_description
 
 
 def confirm(token: str, *, ip: str | None = None) -> Subscription:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from embudo.crm.models import Contact
@@ -55,6 +55,19 @@ class SubscriptionType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def localized_name(self) -> str:
+        """The name in the active language (Spanish when it has one, English otherwise)."""
+        if translation.get_language() == "es" and self.name_es:
+            return self.name_es
+        return self.name
+
+    @property
+    def localized_description(self) -> str:
+        if translation.get_language() == "es" and self.description_es:
+            return self.description_es
+        return self.description
 
 
 class SubscriptionStatus(models.TextChoices):
