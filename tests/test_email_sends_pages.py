@@ -145,7 +145,7 @@ def test_the_pages_speak_spanish(client: Client, world: Any) -> None:
     client.force_login(make_user("marketing"))
     with translation.override("es"):
         page = client.get("/email/sends/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
-    assert "Envíos de e-mail" in page and "Nuevo envío" in page
+    assert "Envíos de correo" in page and "Nuevo envío" in page
 
 
 @pytest.mark.browser
