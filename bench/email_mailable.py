@@ -1,9 +1,10 @@
 """How fast Embudo decides who may be mailed a subscription type (``mailability.mailable``), the
-step that freezes a send's recipients, on the embedded default (SQLite).
+step that freezes a send's recipients, on the embedded default (SQLite) or on PostgreSQL.
 
-It migrates a throwaway data folder and fills it in SQL (``INSERT … SELECT`` over a counter;
-this benchmark reads, it does not time the writes): N contacts, 1 % of them without an address
-and 0.5 % with a broken one, a subscription type with 60 % subscribed, 5 % unsubscribed and 3 %
+It migrates a throwaway data folder (or, with EMBUDO_DATABASE_URL=postgres://…, that database,
+whose contacts, subscriptions and suppressions it empties first) and fills it in SQL
+(``INSERT … SELECT`` over a counter; this benchmark reads, it does not time the writes):
+N contacts, 1 % of them without an address and 0.5 % with a broken one, a subscription type with 60 % subscribed, 5 % unsubscribed and 3 %
 waiting for confirmation, and 2 % of the addresses suppressed. Then it times ``mailable`` over
 a query of every contact and over a list of every id, and prints the median of the runs, the
 rate, the CPU seconds (the fair figure on a shared machine), and the peak memory the call
@@ -11,6 +12,7 @@ allocated (tracemalloc, a separate run).
 
     python3 bench/email_mailable.py                        # 100,000 and 1,000,000 contacts
     python3 bench/email_mailable.py --contacts 100000 --runs 5
+    EMBUDO_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench python3 bench/email_mailable.py
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def fill(contacts: int) -> int:
 
     now = timezone.now().isoformat(sep=" ")
     kind = SubscriptionType.objects.create(key="newsletter", name="Newsletter")
-    with connection.cursor() as cursor:
-        columns = cursor.execute("PRAGMA table_info(crm_contact)").fetchall()
+    from embudo.crm.models import Contact
+
     given = {
         "email": (
             "CASE WHEN i % 100 = 0 THEN NULL WHEN i % 200 = 1 THEN 'broken ' || i "
@@ -50,24 +52,27 @@ def fill(contacts: int) -> int:
         "last_name": "'Number' || i",
     }
     names, values = [], []
-    for _cid, name, type_, notnull, _default, pk in columns:
-        if pk:
+    for field in Contact._meta.concrete_fields:
+        if field.primary_key:
             continue
-        if name in given:
-            expression = given[name]
-        elif not notnull:
+        kind_of = field.get_internal_type()
+        if field.column in given:
+            expression = given[field.column]
+        elif field.null:
             continue
-        elif "datetime" in type_.lower():
+        elif kind_of == "DateTimeField":
             expression = f"'{now}'"
-        elif "int" in type_.lower() or "bool" in type_.lower():
+        elif kind_of == "BooleanField":
+            expression = "FALSE"
+        elif "Integer" in kind_of or kind_of in ("FloatField", "DecimalField"):
             expression = "0"
-        elif name == "properties":
+        elif kind_of == "JSONField":
             expression = "'{}'"
-        elif name == "lifecycle_stage":
+        elif field.column == "lifecycle_stage":
             expression = "'lead'"
         else:
             expression = "''"
-        names.append(f'"{name}"')
+        names.append(f'"{field.column}"')
         values.append(expression)
     counter = (
         f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {contacts})"
@@ -79,15 +84,15 @@ def fill(contacts: int) -> int:
         )
         cursor.execute(
             "INSERT INTO automation_subscription (contact_id, subscription_type_id, status, "
-            "changed_at) SELECT id, %s, CASE WHEN id % 100 < 60 THEN 'subscribed' "
-            "WHEN id % 100 < 65 THEN 'unsubscribed' ELSE 'pending' END, %s "
-            "FROM crm_contact WHERE id % 100 < 68",
+            "changed_at) SELECT id, %s, CASE WHEN id %% 100 < 60 THEN 'subscribed' "
+            "WHEN id %% 100 < 65 THEN 'unsubscribed' ELSE 'pending' END, %s "
+            "FROM crm_contact WHERE id %% 100 < 68",
             [kind.pk, now],
         )
         cursor.execute(
             "INSERT INTO automation_suppression (email, reason, detail, created_at) "
             "SELECT email, 'hard_bounce', '', %s FROM crm_contact "
-            "WHERE email IS NOT NULL AND id % 50 = 7",
+            "WHERE email IS NOT NULL AND id %% 50 = 7",
             [now],
         )
         cursor.execute("ANALYZE")
@@ -129,7 +134,7 @@ def main() -> None:
     for size in sizes:
         folder = Path(tempfile.mkdtemp(prefix="embudo-bench-mailable-"))
         os.environ["EMBUDO_DATA_DIR"] = str(folder)
-        os.environ.pop("EMBUDO_DATABASE_URL", None)
+        postgres = os.environ.get("EMBUDO_DATABASE_URL", "").startswith("postgres")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "embudo.settings")
         try:
             import django
@@ -141,11 +146,21 @@ def main() -> None:
             # Each size gets its own database file: point the connection at the new folder.
             from django.conf import settings
 
-            settings.DATABASES["default"]["NAME"] = str(folder / "embudo.sqlite3")
+            if not postgres:
+                settings.DATABASES["default"]["NAME"] = str(folder / "embudo.sqlite3")
             call_command("migrate", verbosity=0)
+            if postgres:
+                from django.db import connection
+
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "TRUNCATE crm_contact, automation_subscription, automation_suppression, "
+                        "automation_subscriptiontype RESTART IDENTITY CASCADE"
+                    )
             start = time.perf_counter()
             kind_id = fill(size)
-            print(f"{size:,} contacts (filled in {time.perf_counter() - start:.1f} s)")
+            engine = "PostgreSQL" if postgres else "SQLite"
+            print(f"{size:,} contacts on {engine} (filled in {time.perf_counter() - start:.1f} s)")
 
             from embudo.automation.mailability import mailable
             from embudo.automation.models import SubscriptionType
