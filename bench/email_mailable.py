@@ -4,11 +4,11 @@ step that freezes a send's recipients, on the embedded default (SQLite) or on Po
 It migrates a throwaway data folder (or, with EMBUDO_DATABASE_URL=postgres://…, that database,
 whose contacts, subscriptions and suppressions it empties first) and fills it in SQL
 (``INSERT … SELECT`` over a counter; this benchmark reads, it does not time the writes):
-N contacts, 1 % of them without an address and 0.5 % with a broken one, a subscription type with 60 % subscribed, 5 % unsubscribed and 3 %
-waiting for confirmation, and 2 % of the addresses suppressed. Then it times ``mailable`` over
-a query of every contact and over a list of every id, and prints the median of the runs, the
-rate, the CPU seconds (the fair figure on a shared machine), and the peak memory the call
-allocated (tracemalloc, a separate run).
+N contacts, 1 % of them without an address and 0.5 % with a broken one, a subscription type
+with 60 % subscribed, 5 % unsubscribed and 3 % waiting for confirmation, and 2 % of the
+addresses suppressed. Then it times ``mailable`` over a query of every contact and over a list
+of every id, and prints the median of the runs, the rate, the CPU seconds (the fair figure on a
+shared machine), and the peak memory the call allocated (tracemalloc, a separate run).
 
     python3 bench/email_mailable.py                        # 100,000 and 1,000,000 contacts
     python3 bench/email_mailable.py --contacts 100000 --runs 5
