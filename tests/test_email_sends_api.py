@@ -181,3 +181,22 @@ def test_the_cli_asks_before_sending_and_leaves_nothing_without_an_answer(world:
             "email", "send", "--template", "Spring news", "--segment", str(empty.pk), "--yes"
         )
     assert Send.objects.count() == 0
+
+
+def test_nul_characters_are_refused_not_a_server_error(api: Any, world: Any) -> None:
+    """PostgreSQL cannot store or compare a NUL: the API answers with the problem instead."""
+    named = api(
+        "post",
+        "/email/sends",
+        {"template": "Spring news", "segment": "Customers", "name": "Spring\x00news"},
+    )
+    assert named.status_code == 422, named.content
+    assert named.json()["error"]["code"] == "bad_name"
+    assert "NUL" in named.json()["error"]["message"]
+    template = api("post", "/email/sends", {"template": "Spring\x00news", "segment": "Customers"})
+    assert template.status_code == 404, template.content
+    assert template.json()["error"]["code"] == "unknown_template"
+    segment = api("post", "/email/sends", {"template": "Spring news", "segment": "Cust\x00omers"})
+    assert segment.status_code == 404, segment.content
+    assert segment.json()["error"]["code"] == "unknown_segment"
+    assert Send.objects.count() == 0

@@ -67,6 +67,25 @@ def test_the_form_names_the_problem_and_writes_nothing(client: Client, world: An
     assert Send.objects.count() == 0
 
 
+def test_a_tampered_form_names_the_unknown_choice(client: Client, world: Any) -> None:
+    """A value that is no id (an edited page, a script) is named as unknown, not as Python's
+    own complaint about integers, and nothing is written."""
+    client.force_login(make_user("marketing"))
+    for step in ("preview", "start"):
+        template = client.post(
+            "/email/sends/new/",
+            {"template": "abc", "segment": world["segment"].pk, "step": step},
+        )
+        assert template.status_code == 200
+        assert "There is no e-mail template abc." in template.content.decode()
+        segment = client.post(
+            "/email/sends/new/",
+            {"template": world["template"].pk, "segment": "9x", "step": step},
+        )
+        assert "There is no segment or list 9x." in segment.content.decode()
+    assert Send.objects.count() == 0
+
+
 def test_the_list_and_the_report_show_progress_and_the_funnel_effect(
     client: Client, world: Any
 ) -> None:

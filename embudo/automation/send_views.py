@@ -72,13 +72,13 @@ def send_new(request: HttpRequest) -> HttpResponse:
                 # One transaction: a send that cannot start leaves no draft behind.
                 with transaction.atomic():
                     send = sending.create_send(
-                        template=int(values["template"]),
-                        segment=int(values["segment"]),
+                        template=values["template"],
+                        segment=values["segment"],
                         name=values["name"],
                         actor=_actor(request),
                     )
                     sending.start_send(send, actor=_actor(request))
-            except (sending.SendError, ValueError) as error:
+            except sending.SendError as error:
                 context["error"] = str(error)
             else:
                 messages.success(
@@ -88,8 +88,8 @@ def send_new(request: HttpRequest) -> HttpResponse:
                 return redirect("automation:send", send.pk)
         else:
             try:
-                audience = sending.preview_of(int(values["template"]), int(values["segment"]))
-            except (sending.SendError, ValueError) as error:
+                audience = sending.preview_of(values["template"], values["segment"])
+            except sending.SendError as error:
                 context["error"] = str(error)
             else:
                 context["audience"] = audience

@@ -153,7 +153,9 @@ def _template(template: EmailTemplate | int | str) -> EmailTemplate:
         if isinstance(template, int) or str(template).isdigit()
         else None
     )
-    found = found or query.filter(name=str(template)).first()
+    # No name holds a NUL (PostgreSQL cannot even compare one), so none is looked up.
+    if "\x00" not in str(template):
+        found = found or query.filter(name=str(template)).first()
     if found is None:
         message = _("There is no e-mail template %(t)s.") % {"t": template}
         raise SendError("unknown_template", message)
@@ -168,7 +170,8 @@ def _segment(segment: Segment | int | str) -> Segment:
         if isinstance(segment, int) or str(segment).isdigit()
         else None
     )
-    found = found or segment_queries.segment_by_name(str(segment))
+    if "\x00" not in str(segment):  # no name holds a NUL (PostgreSQL cannot compare one)
+        found = found or segment_queries.segment_by_name(str(segment))
     if found is None:
         raise SendError("unknown_segment", _("There is no segment or list %(s)s.") % {"s": segment})
     return found
@@ -190,6 +193,8 @@ def create_send(
     name = (name or "").strip() or f"{chosen.name} → {audience.name}"
     if len(name) > 255:
         raise SendError("bad_name", _("A send's name is at most 255 characters."))
+    if "\x00" in name:
+        raise SendError("bad_name", _("A send's name cannot hold NUL characters."))
     send = Send.objects.create(name=name, template=chosen, segment=audience, created_by=actor)
     record_audit("create", "send", send.pk, actor=actor, changes={"name": name})
     return send
