@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -25,7 +24,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from embudo.accounts.actors import Actor
 from embudo.automation import consent, links
 from embudo.automation.models import (
     ConsentSource,
@@ -41,14 +39,9 @@ from embudo.crm import queries as crm_queries
 from embudo.crm.models import Contact
 from embudo.errors import ValidationFailed
 from embudo.tracking.models import Form
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 SUPPRESSIONS_PAGE = 50
-
-
-def _actor(request: HttpRequest) -> Actor:
-    user = request.user
-    return user if isinstance(user, User) else None
 
 
 def _ip(request: HttpRequest) -> str | None:
@@ -287,7 +280,9 @@ def subscription_types(request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("automation.add_subscriptiontype"):
             raise PermissionDenied(_("Your role does not allow this."))
         try:
-            created = consent.create_subscription_type(_type_data(request), actor=_actor(request))
+            created = consent.create_subscription_type(
+                _type_data(request), actor=acting_user(request)
+            )
         except ValidationFailed as failed:
             errors = failed.errors
         else:
@@ -330,7 +325,7 @@ def subscription_type_edit(request: HttpRequest, type_id: int) -> HttpResponse:
                 consent.archive_subscription_type(
                     subscription_type,
                     archived=request.POST["archive"] == "1",
-                    actor=_actor(request),
+                    actor=acting_user(request),
                 )
                 messages.success(
                     request,
@@ -344,12 +339,12 @@ def subscription_type_edit(request: HttpRequest, type_id: int) -> HttpResponse:
             else:
                 with transaction.atomic():
                     consent.update_subscription_type(
-                        subscription_type, _type_data(request), actor=_actor(request)
+                        subscription_type, _type_data(request), actor=acting_user(request)
                     )
                     consent.set_type_forms(
                         subscription_type,
                         [int(v) for v in request.POST.getlist("forms") if v.isdigit()],
-                        actor=_actor(request),
+                        actor=acting_user(request),
                     )
                 messages.success(request, _("Subscription type saved."))
         except ValidationFailed as failed:
@@ -389,7 +384,7 @@ def suppressions(request: HttpRequest) -> HttpResponse:
                 request.POST.get("email", ""),
                 SuppressionReason.MANUAL,
                 detail=request.POST.get("detail", ""),
-                actor=_actor(request),
+                actor=acting_user(request),
             )
         except ValidationFailed as failed:
             errors = failed.errors
@@ -435,7 +430,7 @@ def suppression_remove(request: HttpRequest, suppression_id: int) -> HttpRespons
     row = get_object_or_404(Suppression, pk=suppression_id)
     if request.method == "POST":
         try:
-            consent.unsuppress(row.email, actor=_actor(request))
+            consent.unsuppress(row.email, actor=acting_user(request))
         except consent.ConsentError as error:
             messages.error(request, str(error))
         else:
@@ -460,7 +455,7 @@ def contact_subscriptions(request: HttpRequest, contact_id: int) -> HttpResponse
             contact,
             wanted,
             source=ConsentSource.MANUAL,
-            actor=_actor(request),
+            actor=acting_user(request),
             text=request.POST.get("note", "")[:500],
             ip=_ip(request),
         )

@@ -10,18 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from embudo.accounts.actors import Actor
 from embudo.automation import send_reports, sending
 from embudo.automation.models import EmailTemplate, Send
 from embudo.segments.models import Segment
-from embudo.web.access import role_required
+from embudo.web.access import acting_user, role_required
 
 #: "Became MQL/SQL within N days" windows the reports offer.
 DAY_CHOICES = (7, 14, 30, 60, 90)
@@ -75,9 +73,9 @@ def send_new(request: HttpRequest) -> HttpResponse:
                         template=values["template"],
                         segment=values["segment"],
                         name=values["name"],
-                        actor=_actor(request),
+                        actor=acting_user(request),
                     )
-                    sending.start_send(send, actor=_actor(request))
+                    sending.start_send(send, actor=acting_user(request))
             except sending.SendError as error:
                 context["error"] = str(error)
             else:
@@ -132,16 +130,10 @@ def send_detail(request: HttpRequest, send_id: int) -> HttpResponse:
     )
 
 
-def _actor(request: HttpRequest) -> Actor:
-    # role_required let only a logged-in user through.
-    user = request.user
-    return user if isinstance(user, User) else None
-
-
 def _step(request: HttpRequest, send_id: int, step: Any, done: str) -> HttpResponse:
     send = get_object_or_404(Send, pk=send_id)
     try:
-        step(send, actor=_actor(request))
+        step(send, actor=acting_user(request))
     except sending.SendError as error:
         messages.error(request, str(error))
     else:
