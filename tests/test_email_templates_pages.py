@@ -266,3 +266,31 @@ def test_a_mail_server_that_is_not_there_is_reported_not_a_crash(client, logged_
     )
     assert response.status_code == 200
     assert "The test could not be sent" in response.content.decode()
+
+
+def test_the_api_refuses_nul_characters_and_writes_nothing(client, logged_in):
+    """PostgreSQL stores no NUL in text or JSON: one would fail the write, not name the field."""
+    logged_in("marketing")
+    newsletter()
+    cases = [
+        ({"name": "N\x00"}, "name"),
+        ({"description": "d\x00"}, "description"),
+        ({"content": {"en": {"subject": "H\x00i", "body": "<p>x</p>"}}}, "subject_en"),
+        ({"content": {"en": {"subject": "Hi", "body": "<p>\x00</p>"}}}, "body_en"),
+    ]
+    for values, field in cases:
+        payload = {"name": "Clean", "subscription_type": "newsletter", "content": _api_content()}
+        response = client.post(
+            "/api/v1/email/templates", payload | values, content_type="application/json"
+        )
+        assert response.status_code == 422, response.content
+        assert response.json()["error"]["fields"][field] == ["may not contain a NUL character"]
+    assert not EmailTemplate.objects.exists()
+    template = make_template()
+    response = client.patch(
+        f"/api/v1/email/templates/{template.pk}",
+        {"description": "\x00"},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert TemplateVersion.objects.filter(template=template).count() == 1

@@ -257,6 +257,11 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
                 errors[f"{part}_{language}"] = [_("must be text")]
         if any(not isinstance(v, str) for v in values.values()):
             continue
+        for part, value in values.items():
+            if "\x00" in value:  # PostgreSQL stores no NUL, in text or in JSON
+                errors[f"{part}_{language}"] = [_("may not contain a NUL character")]
+        if any("\x00" in v for v in values.values()):
+            continue
         if not any(v.strip() for v in values.values()):
             continue  # a language left empty: its contacts get English
         if not values["subject"].strip():
