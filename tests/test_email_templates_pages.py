@@ -294,3 +294,27 @@ def test_the_api_refuses_nul_characters_and_writes_nothing(client, logged_in):
     )
     assert response.status_code == 422
     assert TemplateVersion.objects.filter(template=template).count() == 1
+
+
+def test_an_oversized_subject_or_preheader_is_refused_naming_the_part(client, logged_in):
+    logged_in("marketing")
+    newsletter()
+    for part, limit in (("subject", 255), ("preheader", 500)):
+        content = {"en": {"subject": "Hi", "body": "<p>x</p>", part: "H" * (limit + 1)}}
+        response = client.post(
+            "/api/v1/email/templates",
+            {"name": f"Long {part}", "subscription_type": "newsletter", "content": content},
+            content_type="application/json",
+        )
+        assert response.status_code == 422, response.content
+        assert response.json()["error"]["fields"][f"{part}_en"] == [
+            f"is longer than {limit} characters"
+        ]
+    assert not EmailTemplate.objects.exists()
+    content = {"en": {"subject": "H" * 255, "body": "<p>x</p>", "preheader": "p" * 500}}
+    response = client.post(
+        "/api/v1/email/templates",
+        {"name": "Just fits", "subscription_type": "newsletter", "content": content},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content

@@ -51,6 +51,8 @@ from embudo.errors import ValidationFailed
 LANGUAGES = ("en", "es")
 DEFAULT_LANGUAGE = "en"
 PARTS = ("subject", "preheader", "body")
+#: The longest subject and preheader an author may write (mail programs show far less).
+MAX_PART_LENGTHS = {"subject": 255, "preheader": 500}
 
 # What a template may name. ``contact.properties.<name>`` takes any custom contact property
 # defined in the CRM (checked at save against the definitions).
@@ -270,6 +272,9 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
             errors[f"subject_{language}"] = [_("the subject must be one line")]
         if not values["body"].strip():
             errors[f"body_{language}"] = [_("a body is required")]
+        for part, limit in MAX_PART_LENGTHS.items():
+            if len(values[part].strip()) > limit:
+                errors[f"{part}_{language}"] = [_("is longer than %(n)d characters") % {"n": limit}]
         for part, value in values.items():
             problems = check_source(value, html_part=part == "body", fields=fields)
             if problems:
