@@ -318,3 +318,34 @@ def test_an_oversized_subject_or_preheader_is_refused_naming_the_part(client, lo
         content_type="application/json",
     )
     assert response.status_code == 201, response.content
+
+
+def test_a_template_that_fails_for_a_contact_without_a_company_is_refused_at_save(
+    client, logged_in
+):
+    """It parses, but the filter cannot take the empty value a contact with no company gives:
+    refused at save with its line, rather than a failed preview or send later."""
+    logged_in("marketing")
+    newsletter()
+    body = "<p>Hi</p>\n<p>{{ contact.company.employees|divisibleby:2 }}</p>"
+    content = {"en": {"subject": "Hi", "body": body}}
+    response = client.post(
+        "/api/v1/email/templates",
+        {"name": "Fragile", "subscription_type": "newsletter", "content": content},
+        content_type="application/json",
+    )
+    assert response.status_code == 422, response.content
+    (problem,) = response.json()["error"]["fields"]["body_en"]
+    assert problem.startswith("line 2: does not render for a contact with no field filled")
+    assert not EmailTemplate.objects.exists()
+    preview = client.post(
+        "/api/v1/email/templates/preview", {"content": content}, content_type="application/json"
+    )
+    assert preview.status_code == 422
+    fine = {"en": {"subject": "{{ contact.company.name|default:'you' }}", "body": "<p>x</p>"}}
+    assert (
+        client.post(
+            "/api/v1/email/templates/preview", {"content": fine}, content_type="application/json"
+        ).status_code
+        == 200
+    )

@@ -232,7 +232,42 @@ def check_source(source: str, *, html_part: bool, fields: Fields) -> list[str]:
         problem = _field_problem(tuple(variable.lookups or ()), bound, fields)
         if problem:
             problems.append(_("line %(line)d: %(problem)s") % {"line": line, "problem": problem})
+    if not problems:
+        problems.extend(_render_problems(template, fields))
     return list(dict.fromkeys(problems))
+
+
+def _sample_contacts(fields: Fields) -> list[dict[str, Any]]:
+    """A contact with every field empty (no company, no owner) and one with every field filled:
+    a part that renders for both renders for the contacts in between."""
+    filled: dict[str, Any] = {name: "Ana" for name in CONTACT_FIELDS}
+    filled["company"] = {name: "Acme" for name in COMPANY_FIELDS} | {"employees": 50}
+    filled["owner"] = {name: "Luis" for name in OWNER_FIELDS}
+    filled["properties"] = {name: "x" for name in fields.properties}
+    return [contact_fields(None), filled]
+
+
+def _render_problems(template: Template, fields: Fields) -> list[str]:
+    """Why a part that parses still fails to render (a filter given a value it cannot take)."""
+    for contact in _sample_contacts(fields):
+        context = {
+            "contact": contact,
+            "brand": {"name": "Embudo"},
+            "unsubscribe_url": "#",
+            "preferences_url": "#",
+        }
+        try:
+            template.render(Context(context))
+        except Exception as error:  # any filter's error: the author must see it, not a contact
+            debug = getattr(error, "template_debug", None)
+            if contact.get("first_name"):
+                problem = _("does not render for a contact with every field filled: %(error)s")
+            else:
+                problem = _("does not render for a contact with no field filled: %(error)s")
+            problem %= {"error": error}
+            line = debug["line"] if debug else 1
+            return [_("line %(line)d: %(problem)s") % {"line": line, "problem": problem}]
+    return []
 
 
 def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> dict[str, Any]:
