@@ -349,3 +349,14 @@ def test_a_template_that_fails_for_a_contact_without_a_company_is_refused_at_sav
         ).status_code
         == 200
     )
+
+
+def test_the_brand_page_refuses_a_nul_character_and_keeps_the_brand(client, logged_in):
+    logged_in("marketing")
+    fields = {"name": "Acme", "primary_color": "#123456", "background_color": "#ffffff"}
+    fields |= {"text_color": "#000000", "from_email": "a@acme.test"}
+    assert client.post("/email/brand/", fields).status_code == 302
+    bad = client.post("/email/brand/", fields | {"footer": "Bye\x00"})
+    assert bad.status_code == 422
+    assert "may not contain a NUL character" in bad.content.decode()
+    assert Brand.objects.get().footer == ""

@@ -51,7 +51,9 @@ def save_brand(data: Mapping[str, Any], *, actor: Actor) -> Brand:
             continue
         value = raw.strip()
         values[name] = value
-        if name in BRAND_TEXT:
+        if "\x00" in value:  # PostgreSQL stores no NUL
+            errors[name] = [_("may not contain a NUL character")]
+        elif name in BRAND_TEXT:
             if TEMPLATE_SYNTAX.search(value):
                 errors[name] = [_("may not hold template syntax ({{, {% or {#)")]
             elif len(value) > MAX_LENGTHS[name]:
