@@ -266,3 +266,97 @@ def test_a_mail_server_that_is_not_there_is_reported_not_a_crash(client, logged_
     )
     assert response.status_code == 200
     assert "The test could not be sent" in response.content.decode()
+
+
+def test_the_api_refuses_nul_characters_and_writes_nothing(client, logged_in):
+    """PostgreSQL stores no NUL in text or JSON: one would fail the write, not name the field."""
+    logged_in("marketing")
+    newsletter()
+    cases = [
+        ({"name": "N\x00"}, "name"),
+        ({"description": "d\x00"}, "description"),
+        ({"content": {"en": {"subject": "H\x00i", "body": "<p>x</p>"}}}, "subject_en"),
+        ({"content": {"en": {"subject": "Hi", "body": "<p>\x00</p>"}}}, "body_en"),
+    ]
+    for values, field in cases:
+        payload = {"name": "Clean", "subscription_type": "newsletter", "content": _api_content()}
+        response = client.post(
+            "/api/v1/email/templates", payload | values, content_type="application/json"
+        )
+        assert response.status_code == 422, response.content
+        assert response.json()["error"]["fields"][field] == ["may not contain a NUL character"]
+    assert not EmailTemplate.objects.exists()
+    template = make_template()
+    response = client.patch(
+        f"/api/v1/email/templates/{template.pk}",
+        {"description": "\x00"},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert TemplateVersion.objects.filter(template=template).count() == 1
+
+
+def test_an_oversized_subject_or_preheader_is_refused_naming_the_part(client, logged_in):
+    logged_in("marketing")
+    newsletter()
+    for part, limit in (("subject", 255), ("preheader", 500)):
+        content = {"en": {"subject": "Hi", "body": "<p>x</p>", part: "H" * (limit + 1)}}
+        response = client.post(
+            "/api/v1/email/templates",
+            {"name": f"Long {part}", "subscription_type": "newsletter", "content": content},
+            content_type="application/json",
+        )
+        assert response.status_code == 422, response.content
+        assert response.json()["error"]["fields"][f"{part}_en"] == [
+            f"is longer than {limit} characters"
+        ]
+    assert not EmailTemplate.objects.exists()
+    content = {"en": {"subject": "H" * 255, "body": "<p>x</p>", "preheader": "p" * 500}}
+    response = client.post(
+        "/api/v1/email/templates",
+        {"name": "Just fits", "subscription_type": "newsletter", "content": content},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_a_template_that_fails_for_a_contact_without_a_company_is_refused_at_save(
+    client, logged_in
+):
+    """It parses, but the filter cannot take the empty value a contact with no company gives:
+    refused at save with its line, rather than a failed preview or send later."""
+    logged_in("marketing")
+    newsletter()
+    body = "<p>Hi</p>\n<p>{{ contact.company.employees|divisibleby:2 }}</p>"
+    content = {"en": {"subject": "Hi", "body": body}}
+    response = client.post(
+        "/api/v1/email/templates",
+        {"name": "Fragile", "subscription_type": "newsletter", "content": content},
+        content_type="application/json",
+    )
+    assert response.status_code == 422, response.content
+    (problem,) = response.json()["error"]["fields"]["body_en"]
+    assert problem.startswith("line 2: does not render for a contact with no field filled")
+    assert not EmailTemplate.objects.exists()
+    preview = client.post(
+        "/api/v1/email/templates/preview", {"content": content}, content_type="application/json"
+    )
+    assert preview.status_code == 422
+    fine = {"en": {"subject": "{{ contact.company.name|default:'you' }}", "body": "<p>x</p>"}}
+    assert (
+        client.post(
+            "/api/v1/email/templates/preview", {"content": fine}, content_type="application/json"
+        ).status_code
+        == 200
+    )
+
+
+def test_the_brand_page_refuses_a_nul_character_and_keeps_the_brand(client, logged_in):
+    logged_in("marketing")
+    fields = {"name": "Acme", "primary_color": "#123456", "background_color": "#ffffff"}
+    fields |= {"text_color": "#000000", "from_email": "a@acme.test"}
+    assert client.post("/email/brand/", fields).status_code == 302
+    bad = client.post("/email/brand/", fields | {"footer": "Bye\x00"})
+    assert bad.status_code == 422
+    assert "may not contain a NUL character" in bad.content.decode()
+    assert Brand.objects.get().footer == ""

@@ -158,3 +158,21 @@ def test_engagement_scoring_counts_a_persons_click_and_not_a_scanners(
         client.get(click, HTTP_USER_AGENT=BROWSER)
     score = ContactScore.objects.get(model=model, contact_id=delivery.contact_id)
     assert score.engagement_norm > 0
+
+
+def test_a_link_that_is_not_a_web_address_is_404_and_records_nothing(client):
+    """An author's mangled address, or a personal field that mangles one, is a dead link."""
+    template = make_template(
+        en={
+            "subject": "Hi",
+            "body": '<p><a href="https://[oops/x">a</a> '
+            '<a href="https://x.test/{{ contact.properties.plan }}">b</a></p>',
+        }
+    )
+    delivery = make_delivery(template, make_contact(properties={"plan": "pro"}))
+    response = client.get(links.click_path(delivery.pk, 0))
+    assert response.status_code == 404
+    assert not Event.objects.exists()
+    working = client.get(links.click_path(delivery.pk, 1))
+    assert working.status_code == 302
+    assert working["Location"] == "https://x.test/pro"

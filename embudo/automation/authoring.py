@@ -51,7 +51,9 @@ def save_brand(data: Mapping[str, Any], *, actor: Actor) -> Brand:
             continue
         value = raw.strip()
         values[name] = value
-        if name in BRAND_TEXT:
+        if "\x00" in value:  # PostgreSQL stores no NUL
+            errors[name] = [_("may not contain a NUL character")]
+        elif name in BRAND_TEXT:
             if TEMPLATE_SYNTAX.search(value):
                 errors[name] = [_("may not hold template syntax ({{, {% or {#)")]
             elif len(value) > MAX_LENGTHS[name]:
@@ -110,6 +112,8 @@ def _name(value: Any, template: EmailTemplate | None) -> str:
         raise ValidationFailed.one("name", _("a name is required"))
     if len(name) > 128:
         raise ValidationFailed.one("name", _("is longer than 128 characters"))
+    if "\x00" in name:
+        raise ValidationFailed.one("name", _("may not contain a NUL character"))
     taken = EmailTemplate.objects.filter(name=name)
     if template is not None:
         taken = taken.exclude(pk=template.pk)
@@ -118,6 +122,12 @@ def _name(value: Any, template: EmailTemplate | None) -> str:
             "name", _("another template is called %(name)r") % {"name": name}
         )
     return name
+
+
+def _description(value: str) -> str:
+    if "\x00" in value:
+        raise ValidationFailed.one("description", _("may not contain a NUL character"))
+    return value.strip()[:500]
 
 
 def _new_version(
@@ -150,7 +160,7 @@ def create_template(
     does not render."""
     template = EmailTemplate(
         name=_name(name, None),
-        description=(description or "").strip()[:500],
+        description=_description(description or ""),
         subscription_type=_subscription_type(subscription_type),
         created_by=actor,
     )
@@ -185,7 +195,7 @@ def update_template(
     if name is not None:
         template.name = changes["name"] = _name(name, template)
     if description is not None:
-        template.description = changes["description"] = description.strip()[:500]
+        template.description = changes["description"] = _description(description)
     if subscription_type is not None:
         template.subscription_type = _subscription_type(subscription_type)
         changes["subscription_type"] = template.subscription_type.key

@@ -128,9 +128,11 @@ def click_destination(delivery: Delivery, link: int) -> str:
     """Where the ``link``-th link of the message this delivery sent leads (``""``: no such
     link, or one that is not a web address, which is never redirected to)."""
     url = rendering.link_destination(delivery.version, delivery.language, link, delivery.contact)
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:  # not a web address at all ("https://[oops"): nowhere to send anyone
         return ""
-    return url
+    return url if scheme in ("http", "https") else ""
 
 
 def record_click(

@@ -51,6 +51,8 @@ from embudo.errors import ValidationFailed
 LANGUAGES = ("en", "es")
 DEFAULT_LANGUAGE = "en"
 PARTS = ("subject", "preheader", "body")
+#: The longest subject and preheader an author may write (mail programs show far less).
+MAX_PART_LENGTHS = {"subject": 255, "preheader": 500}
 
 # What a template may name. ``contact.properties.<name>`` takes any custom contact property
 # defined in the CRM (checked at save against the definitions).
@@ -230,7 +232,42 @@ def check_source(source: str, *, html_part: bool, fields: Fields) -> list[str]:
         problem = _field_problem(tuple(variable.lookups or ()), bound, fields)
         if problem:
             problems.append(_("line %(line)d: %(problem)s") % {"line": line, "problem": problem})
+    if not problems:
+        problems.extend(_render_problems(template, fields))
     return list(dict.fromkeys(problems))
+
+
+def _sample_contacts(fields: Fields) -> list[dict[str, Any]]:
+    """A contact with every field empty (no company, no owner) and one with every field filled:
+    a part that renders for both renders for the contacts in between."""
+    filled: dict[str, Any] = {name: "Ana" for name in CONTACT_FIELDS}
+    filled["company"] = {name: "Acme" for name in COMPANY_FIELDS} | {"employees": 50}
+    filled["owner"] = {name: "Luis" for name in OWNER_FIELDS}
+    filled["properties"] = {name: "x" for name in fields.properties}
+    return [contact_fields(None), filled]
+
+
+def _render_problems(template: Template, fields: Fields) -> list[str]:
+    """Why a part that parses still fails to render (a filter given a value it cannot take)."""
+    for contact in _sample_contacts(fields):
+        context = {
+            "contact": contact,
+            "brand": {"name": "Embudo"},
+            "unsubscribe_url": "#",
+            "preferences_url": "#",
+        }
+        try:
+            template.render(Context(context))
+        except Exception as error:  # any filter's error: the author must see it, not a contact
+            debug = getattr(error, "template_debug", None)
+            if contact.get("first_name"):
+                problem = _("does not render for a contact with every field filled: %(error)s")
+            else:
+                problem = _("does not render for a contact with no field filled: %(error)s")
+            problem %= {"error": error}
+            line = debug["line"] if debug else 1
+            return [_("line %(line)d: %(problem)s") % {"line": line, "problem": problem}]
+    return []
 
 
 def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> dict[str, Any]:
@@ -257,6 +294,11 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
                 errors[f"{part}_{language}"] = [_("must be text")]
         if any(not isinstance(v, str) for v in values.values()):
             continue
+        for part, value in values.items():
+            if "\x00" in value:  # PostgreSQL stores no NUL, in text or in JSON
+                errors[f"{part}_{language}"] = [_("may not contain a NUL character")]
+        if any("\x00" in v for v in values.values()):
+            continue
         if not any(v.strip() for v in values.values()):
             continue  # a language left empty: its contacts get English
         if not values["subject"].strip():
@@ -265,6 +307,9 @@ def check_content(content: Mapping[str, Any], fields: Fields | None = None) -> d
             errors[f"subject_{language}"] = [_("the subject must be one line")]
         if not values["body"].strip():
             errors[f"body_{language}"] = [_("a body is required")]
+        for part, limit in MAX_PART_LENGTHS.items():
+            if len(values[part].strip()) > limit:
+                errors[f"{part}_{language}"] = [_("is longer than %(n)d characters") % {"n": limit}]
         for part, value in values.items():
             problems = check_source(value, html_part=part == "body", fields=fields)
             if problems:
