@@ -251,8 +251,7 @@ def preview(
         compiled = rendering.compile_version(
             rendering.check_content(content or {}), rendering.current_brand()
         )
-    wanted = (language or "en")[:2]
-    chosen = wanted if wanted in compiled else rendering.DEFAULT_LANGUAGE
+    chosen = rendering.language_for(compiled, language)
     out = rendering.render_preview(compiled[chosen], contact, rendering.current_brand())
     return Preview(chosen, out.subject, out.html, out.text)
 

@@ -427,16 +427,17 @@ _COMPILED_LOCK = threading.Lock()
 caches.register("email templates", _COMPILED.clear)
 
 
-def language_for(version: TemplateVersion, wanted: str | None) -> str:
-    """The language a contact gets: theirs if the version has it, else English."""
+def language_for(compiled: Mapping[str, Any], wanted: str | None) -> str:
+    """The language a contact gets: theirs if the version (its ``compiled`` parts) has it,
+    else English."""
     wanted = (wanted or DEFAULT_LANGUAGE)[:2].lower()
-    return wanted if wanted in version.compiled else DEFAULT_LANGUAGE
+    return wanted if wanted in compiled else DEFAULT_LANGUAGE
 
 
 def compiled_templates(version: TemplateVersion, language: str) -> Compiled:
     """The version's parts in ``language`` (or English), parsed, cached by version id (a version
     never changes)."""
-    language = language_for(version, language)
+    language = language_for(version.compiled, language)
     key = (version.pk, language)
     found = _COMPILED.get(key)
     if found is None:
