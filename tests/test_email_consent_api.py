@@ -189,3 +189,12 @@ def test_nul_bytes_in_suppressions_and_types_answer_422_or_404() -> None:
     assert not SubscriptionType.objects.exists()
     response = call("delete", "/email/suppressions/a%00b@example.com", None, secret)
     assert response.status_code == 404
+
+
+def test_a_suppression_search_with_a_nul_byte_finds_nothing() -> None:
+    consent.suppress("ana@example.com", "manual")
+
+    response = call("get", "/email/suppressions?q=ana%00", secret=key("read"))
+
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "count": 0}

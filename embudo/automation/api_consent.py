@@ -241,7 +241,9 @@ def change_subscriptions(
 def list_suppressions(request: HttpRequest, filters: Query[SuppressionQuery]) -> dict[str, Any]:
     allow(request, Scope.READ, "automation.view_suppression")
     rows = Suppression.objects.order_by("-created_at", "-id")
-    if filters.q:
+    if "\x00" in filters.q:  # no stored address or detail holds a NUL byte
+        rows = rows.none()
+    elif filters.q:
         rows = rows.filter(Q(email__icontains=filters.q) | Q(detail__icontains=filters.q))
     if filters.reason:
         rows = rows.filter(reason=filters.reason)
