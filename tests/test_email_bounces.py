@@ -289,3 +289,18 @@ def test_mail_in_refuses_a_port_out_of_range() -> None:
 
     with pytest.raises(CommandError, match="not a port number"):
         call_command("mail-in", "--port", "70000")
+
+
+def test_a_dsn_with_a_nul_byte_is_recorded_and_a_malformed_message_reports_nothing() -> None:
+    contact = make_contact()
+    delivery = make_delivery(contact)
+    path = links.return_path(delivery.pk)
+    with_nul = dsn(contact.email, "5.1.1").replace(b"user unknown", b"user\x00unknown")
+
+    outcomes = bounces.process_bounce_message(with_nul, [path])
+    garbage = bounces.process_bounce_message(b"\x00\xff not a message", [path])
+
+    assert [o.kind for o in outcomes] == ["hard"]
+    assert Bounce.objects.get().detail == "5.1.1 smtp; 550 5.1.1 userunknown"
+    assert Suppression.objects.get(email=contact.email).reason == "hard_bounce"
+    assert garbage == []

@@ -153,3 +153,48 @@ def test_an_unsubscribe_from_all_cannot_be_lifted_through_the_api() -> None:
     assert response.status_code == 422
     assert "only the contact" in response.json()["error"]["message"]
     assert Suppression.objects.filter(email=contact.email).exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ip_address": "not-an-ip", "unsubscribe_all": True}, "ip_address"),
+        ({"text": "I agree\x00", "unsubscribe_all": True}, "text"),
+        ({"subscriptions": {"news\x00": True}}, "subscriptions"),
+    ],
+)
+def test_bad_consent_evidence_answers_422_and_writes_nothing(
+    body: dict[str, Any], field: str
+) -> None:
+    contact = make_contact()
+    SubscriptionType.objects.create(key="news", name="News")
+    response = call("patch", f"/contacts/{contact.pk}/subscriptions", body, key("write"))
+    assert response.status_code == 422
+    assert field in response.json()["error"]["fields"]
+    assert not Suppression.objects.exists() and not ConsentRecord.objects.exists()
+    assert not Subscription.objects.exists()
+
+
+def test_nul_bytes_in_suppressions_and_types_answer_422_or_404() -> None:
+    secret = key("read", "write", "admin")
+    response = call(
+        "post", "/email/suppressions", {"email": "a@example.com", "detail": "x\x00"}, secret
+    )
+    assert response.status_code == 422
+    assert "detail" in response.json()["error"]["fields"]
+    assert not Suppression.objects.exists()
+    response = call("post", "/email/subscription-types", {"name": "News\x00"}, secret)
+    assert response.status_code == 422
+    assert "name" in response.json()["error"]["fields"]
+    assert not SubscriptionType.objects.exists()
+    response = call("delete", "/email/suppressions/a%00b@example.com", None, secret)
+    assert response.status_code == 404
+
+
+def test_a_suppression_search_with_a_nul_byte_finds_nothing() -> None:
+    consent.suppress("ana@example.com", "manual")
+
+    response = call("get", "/email/suppressions?q=ana%00", secret=key("read"))
+
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "count": 0}

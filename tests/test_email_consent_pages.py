@@ -368,3 +368,22 @@ def test_a_sales_manager_reads_the_types_but_may_not_create_one(
     assert client.get(url).status_code == 200
     assert client.post(url, {"name": "Sneaky"}).status_code == 403
     assert not SubscriptionType.objects.exists()
+
+
+def test_a_search_with_a_nul_byte_finds_nothing_and_a_non_ascii_digit_is_no_form_id(
+    client: Client, logged_in: Any
+) -> None:
+    logged_in("admin")
+    consent.suppress("ana@example.com", "manual")
+    kind = consent.create_subscription_type({"name": "Events"})
+
+    found = client.get(reverse("automation:suppressions"), {"q": "ana\x00"})
+    saved = client.post(
+        reverse("automation:subscription_type", args=[kind.pk]),
+        {"name": "Events renamed", "forms": ["²"]},
+    )
+
+    assert found.status_code == 200 and "ana@example.com" not in found.content.decode()
+    assert saved.status_code == 302
+    kind.refresh_from_db()
+    assert kind.name == "Events renamed"

@@ -209,7 +209,8 @@ def change_subscriptions(
     address given. An unknown type key changes nothing and answers 422."""
     who = allow(request, Scope.WRITE, "automation.change_subscription")
     contact = _contact(who, contact_id)
-    types = {t.key: t for t in SubscriptionType.objects.filter(key__in=payload.subscriptions)}
+    keys = [k for k in payload.subscriptions if "\x00" not in k]  # no key holds a NUL byte
+    types = {t.key: t for t in SubscriptionType.objects.filter(key__in=keys)}
     unknown = sorted(set(payload.subscriptions) - set(types))
     if unknown:
         raise ApiError(
@@ -218,15 +219,15 @@ def change_subscriptions(
             "unknown subscription type",
             {"subscriptions": [f"no subscription type with key {k!r}" for k in unknown]},
         )
-    ip = payload.ip_address or None
+    text, ip = consent.clean_evidence(payload.text, payload.ip_address)
     try:
         if payload.unsubscribe_all:
             consent.unsubscribe(
-                contact, None, source=ConsentSource.API, actor=who.actor, text=payload.text, ip=ip
+                contact, None, source=ConsentSource.API, actor=who.actor, text=text, ip=ip
             )
         wanted = {types[key].pk: on for key, on in payload.subscriptions.items()}
         consent.set_subscriptions(
-            contact, wanted, source=ConsentSource.API, actor=who.actor, text=payload.text, ip=ip
+            contact, wanted, source=ConsentSource.API, actor=who.actor, text=text, ip=ip
         )
     except consent.ConsentError as error:
         raise _consent_error(error) from None
@@ -240,7 +241,9 @@ def change_subscriptions(
 def list_suppressions(request: HttpRequest, filters: Query[SuppressionQuery]) -> dict[str, Any]:
     allow(request, Scope.READ, "automation.view_suppression")
     rows = Suppression.objects.order_by("-created_at", "-id")
-    if filters.q:
+    if "\x00" in filters.q:  # no stored address or detail holds a NUL byte
+        rows = rows.none()
+    elif filters.q:
         rows = rows.filter(Q(email__icontains=filters.q) | Q(detail__icontains=filters.q))
     if filters.reason:
         rows = rows.filter(reason=filters.reason)

@@ -59,7 +59,9 @@ def record_bounce(target: int | str, kind: str, detail: str = "") -> BounceOutco
     address when the rules say so."""
     if kind not in BounceKind.values:
         raise BounceError(f"{kind!r} is not a bounce kind ({', '.join(BounceKind.values)})")
-    detail = (detail or "").strip()[:500]
+    # The detail is what a remote mail server or provider wrote: a NUL byte in it is dropped
+    # (no database stores one), never a reason to lose the bounce.
+    detail = (detail or "").replace("\x00", "").strip()[:500]
     with transaction.atomic():
         delivery: Delivery | None = None
         if isinstance(target, int):
@@ -171,7 +173,11 @@ def read_bounce_message(raw: bytes, recipients: list[str]) -> list[ReadBounce]:
     if _is_complaint(message):
         kind, detail = BounceKind.COMPLAINT, _feedback_detail(message)
     else:
-        temporary, permanent = all_failures(message)
+        try:
+            temporary, permanent = all_failures(message)
+        except Exception:  # flufl.bounce's detectors fail on some malformed messages
+            logger.warning("bounce message not readable: %s", message.get("Subject", ""))
+            return []
         if permanent:
             kind = BounceKind.HARD
         elif temporary:

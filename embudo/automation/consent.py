@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
-from django.core.validators import validate_email
+from django.core.validators import validate_email, validate_ipv46_address
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.text import slugify
@@ -80,6 +80,22 @@ def _record(
         ip_address=ip or None,
         detail=dict(detail or {}),
     )
+
+
+def clean_evidence(text: str, ip: str | None) -> tuple[str, str | None]:
+    """The consent text and IP address a caller gives, checked before anything is written: no
+    NUL bytes (no database stores them) and a real IPv4 or IPv6 address."""
+    errors: dict[str, list[str]] = {}
+    if "\x00" in (text or ""):
+        errors["text"] = ["the text holds a NUL byte"]
+    if ip:
+        try:
+            validate_ipv46_address(ip)
+        except ValidationError:
+            errors["ip_address"] = [f"{ip!r} is not an IPv4 or IPv6 address"]
+    if errors:
+        raise ValidationFailed(errors)
+    return text or "", ip or None
 
 
 def _check_source(source: str) -> None:
@@ -490,6 +506,8 @@ def suppress(
     """Never mail ``email`` again. Answers the row and whether it is new (an address already
     suppressed keeps its first reason)."""
     address = clean_address(email)
+    if "\x00" in detail:
+        raise ValidationFailed.one("detail", "the detail holds a NUL byte")
     if reason not in SuppressionReason.values:
         raise ValidationFailed.one(
             "reason", f"{reason!r} is not a reason ({', '.join(SuppressionReason.values)})"
@@ -513,6 +531,8 @@ def unsuppress(email: str, *, actor: Actor = None) -> bool:
     """Take ``email`` off the suppression list. An unsubscribe from all is the contact's own
     choice: only the contact takes it back (the preference page), never a user."""
     address = (email or "").strip().lower()
+    if "\x00" in address:  # no address on the list holds one
+        return False
     with transaction.atomic():
         suppression = (
             Suppression.objects.select_for_update(of=("self",)).filter(email=address).first()
@@ -556,6 +576,8 @@ def _type_values(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
     for name in ("name", "name_es", "description", "description_es"):
         if name in data:
             values[name] = str(data[name] or "").strip()
+            if "\x00" in values[name]:
+                errors[name] = ["the text holds a NUL byte"]
     for name in ("opt_in_required", "double_opt_in"):
         if name in data:
             if not isinstance(data[name], bool):

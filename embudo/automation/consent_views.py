@@ -343,7 +343,11 @@ def subscription_type_edit(request: HttpRequest, type_id: int) -> HttpResponse:
                     )
                     consent.set_type_forms(
                         subscription_type,
-                        [int(v) for v in request.POST.getlist("forms") if v.isdigit()],
+                        [
+                            int(v)
+                            for v in request.POST.getlist("forms")
+                            if v.isascii() and v.isdigit()
+                        ],
                         actor=acting_user(request),
                     )
                 messages.success(request, _("Subscription type saved."))
@@ -401,7 +405,9 @@ def suppressions(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
     reason = request.GET.get("reason", "")
     rows = Suppression.objects.order_by("-created_at", "-id")
-    if search:
+    if "\x00" in search:  # no stored address or detail holds a NUL byte
+        rows = rows.none()
+    elif search:
         rows = rows.filter(Q(email__icontains=search) | Q(detail__icontains=search))
     if reason in SuppressionReason.values:
         rows = rows.filter(reason=reason)
