@@ -289,9 +289,7 @@ def test_the_contact_page_shows_and_changes_subscriptions_in_the_ledger(
     assert Subscription.objects.get(contact=contact).subscription_type == news
 
 
-def test_a_spanish_page_names_subscription_types_in_spanish(
-    client: Client, logged_in: Any
-) -> None:
+def test_a_spanish_page_names_subscription_types_in_spanish(client: Client, logged_in: Any) -> None:
     logged_in("marketing")
     contact = make_contact()
     news = consent.create_subscription_type({"name": "Newsletter", "name_es": "Boletín"})
